@@ -1,0 +1,48 @@
+# music-emergence-claims: two commands on a fresh machine (python3, pip and make only).
+#   make replicate   run the claims at the ci tier on the embedded corpora, print the report path
+#   make test        run the whole test suite (unit, property and harness tests, and the claims)
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+TIER   ?= ci
+ARGS   ?=
+export MLFLOW_DISABLE_TELEMETRY = true
+
+.PHONY: replicate test unit claims bench lock clean-cache mlflow-ui help
+
+help:
+	@sed -n '1,4p' Makefile
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24" "setuptools>=69"
+	$(PY) -m pip install --quiet --no-deps -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
+	touch $@
+
+replicate: $(VENV)/.installed
+	$(PY) -m pytest -m claims --tier $(TIER) -p no:cacheprovider $(ARGS)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -p no:cacheprovider $(ARGS)
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest -m "not claims" -p no:cacheprovider $(ARGS)
+
+bench: $(VENV)/.installed
+	$(PY) -m bench $(ARGS)
+
+# Re-pin requirements.lock from pyproject.toml (needs network access to PyPI).
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet -e ".[dev]"
+	.venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+	rm -rf .venv-lock
+
+clean-cache:
+	rm -rf "$${MEC_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/music-emergence-claims}"
+
+mlflow-ui: $(VENV)/.installed
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db

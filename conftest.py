@@ -1,0 +1,2 @@
+"""Thin root conftest: the claims harness is a pytest plugin (harness/plugin.py)."""
+pytest_plugins = ("harness.plugin",)

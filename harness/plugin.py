@@ -1,0 +1,299 @@
+"""The pytest plugin: options, markers, the ``claim_run`` fixture, verdict → outcome, report.
+
+Loaded through the ``pytest11`` entry point (and by the repository's ``conftest.py``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness.errors import UserError
+from harness.options import (DATA_ROOTS, DEFAULT_MLFLOW_URI, REPO_ROOT, DataRoots,
+                             check_tracking_reachable, resolve_device, resolve_mlflow_uri)
+from harness.spec import TIERS
+
+ROW_KEY = "mec_claim_row"
+_STATE = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("music-emergence-claims")
+    g.addoption("--tier", choices=TIERS, default=os.environ.get("MEC_TIER", "ci"),
+                help="claim tier: ci (CPU, minutes, embedded corpora) or paper (paper sizes, your data)")
+    g.addoption("--device", default=os.environ.get("MEC_DEVICE", "auto"),
+                help="torch device: auto, cpu, cuda or cuda:N (default auto)")
+    g.addoption("--seeds", type=int, default=None, help="override the tier's number of seeds")
+    g.addoption("--mlflow-uri", default=os.environ.get("MEC_MLFLOW_URI", DEFAULT_MLFLOW_URI),
+                help=f"MLflow tracking URI (default {DEFAULT_MLFLOW_URI}); 'none' disables tracking")
+    g.addoption("--cache-dir", default=None,
+                help="cache root (default $MEC_CACHE_DIR, else $XDG_CACHE_HOME/music-emergence-claims)")
+    g.addoption("--report-dir", default=os.environ.get("MEC_REPORT_DIR", "reports"),
+                help="where reports/<session>/ and reports/latest/ are written (default reports)")
+    for root in DATA_ROOTS.values():
+        g.addoption(root.option, default=None, help=f"{root.what} (env {root.env})")
+
+
+def pytest_configure(config):
+    for line in ("claims: a replication claim (trains or loads models, logs to MLflow)",
+                 "slow: takes more than a few seconds",
+                 "needs_data: reads data from ../shared or a user data root",
+                 "gpu: needs a CUDA device"):
+        config.addinivalue_line("markers", line)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        state = _build_state(config)
+    except UserError as e:
+        raise pytest.UsageError(str(e)) from None
+    config.stash[_STATE] = state
+    config.pluginmanager.register(ClaimsReporter(config, state), "mec-claims-reporter")
+
+
+def _build_state(config) -> dict:
+    from harness.cache import Cache, default_cache_root
+
+    worker = getattr(config, "workerinput", None)
+    session_id = worker["mec_session_id"] if worker else uuid.uuid4().hex
+    device = resolve_device(config.getoption("device"))
+    uri = config.getoption("mlflow_uri")
+    uri = None if uri.lower() == "none" else resolve_mlflow_uri(uri)
+    if uri and worker is None:
+        check_tracking_reachable(uri)
+    cache_dir = config.getoption("cache_dir")
+    report_root = Path(config.getoption("report_dir"))
+    if not report_root.is_absolute():
+        report_root = Path(config.rootpath) / report_root
+    return {"session_id": session_id, "tier": config.getoption("tier"), "device": device,
+            "seeds": config.getoption("seeds"), "mlflow_uri": uri,
+            "cache": Cache(cache_dir) if cache_dir else Cache(default_cache_root()),
+            "data": DataRoots.from_config(config), "report_root": report_root,
+            "session": None, "rows": [], "t0": time.time(), "is_worker": worker is not None}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """pytest-xdist: every worker joins the controller's session."""
+    node.workerinput["mec_session_id"] = node.config.stash[_STATE]["session_id"]
+
+
+def _session(config):
+    from harness.claimrun import Session
+    from harness.tracking import Tracker
+
+    st = config.stash[_STATE]
+    if st["session"] is None:
+        tracker = Tracker(st["mlflow_uri"], st["tier"]) if st["mlflow_uri"] else None
+        st["session"] = Session(
+            session_id=st["session_id"], tier=st["tier"], device=st["device"],
+            seeds_override=st["seeds"], cache=st["cache"], data=st["data"], tracker=tracker,
+            session_tags=session_tags(st), report_dir=st["report_root"] / st["session_id"][:12],
+            verbose=config.getoption("verbose") >= 0)
+    return st["session"]
+
+
+def session_tags(st: dict) -> dict:
+    """Tags of the session's parent run: commit, tier, device, versions."""
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("torch", "torchaudio", "transformers", "mlflow", "numpy", "scipy", "scikit-learn",
+                "librosa", "mir_eval", "music21"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = "absent"
+    return {"mec.tier": st["tier"], "mec.device": str(st["device"]), "mec.git_commit": git_commit(),
+            "mec.git_dirty": str(git_dirty()), "mec.python": platform.python_version(),
+            "mec.versions": json.dumps(versions), "mec.cache_root": str(st["cache"].root),
+            "mec.data_roots": json.dumps(st["data"].describe()), "mlflow.runType": "test"}
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def git_dirty() -> bool:
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=5).stdout
+        return bool(out.strip())
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    """At the paper tier, stop at once (one line) when a selected claim's data root is missing."""
+    st = config.stash[_STATE]
+    if st["tier"] != "paper":
+        return
+    for item in items:
+        spec = getattr(getattr(item, "function", None), "__claim_spec__", None)
+        if spec is None or "paper" not in spec.tiers:
+            continue
+        for key in spec.tiers["paper"].data:
+            reason = st["data"].missing_reason(key)
+            if reason:
+                raise pytest.UsageError(f"{spec.id} at --tier paper: {reason}")
+
+
+@pytest.fixture
+def claim_run(request):
+    """The :class:`~harness.claimrun.ClaimRun` of the claim under test."""
+    from harness.claimrun import ClaimRun
+
+    spec = getattr(request.function, "__claim_spec__", None)
+    if spec is None:
+        raise TypeError("claim_run is only available to functions decorated with @claim")
+    variant = request.node.callspec.id if hasattr(request.node, "callspec") else ""
+    session = _session(request.config)
+    tier = spec.tiers.get(session.tier)
+    for key in (tier.data if tier else ()):
+        reason = session.data.missing_reason(key)
+        if reason:  # at the paper tier collection already stopped; at ci this is a clear skip
+            pytest.skip(f"{spec.id}: {reason}")
+    run = ClaimRun(spec, session, request.node.nodeid, variant)
+    request.node._mec_run = run
+    return run
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    exc = call.excinfo
+    if exc is not None and exc.errisinstance(UserError):
+        report.longrepr = f"UserError: {exc.value}"  # one line, no traceback
+    spec = getattr(getattr(item, "function", None), "__claim_spec__", None)
+    if spec is not None and report.skipped and not hasattr(report, "wasxfail") and call.when in ("setup", "call"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.user_properties.append((ROW_KEY, json.dumps(skipped_row(item, spec, reason))))
+        run = getattr(item, "_mec_run", None)
+        if run is not None and run.run_id:
+            run.session.tracker.log(run.run_id, tags={"mec.verdict": "SKIPPED", "mec.skip_reason": reason})
+            run.session.tracker.end_run(run.run_id, "KILLED")
+        return
+    if call.when != "call":
+        return
+    run = getattr(item, "_mec_run", None)
+    if run is None:
+        return
+    row = getattr(run, "row", None)
+    if row is None and exc is not None:
+        row = run.abort(exc.value)
+    if row is None:
+        return
+    # verdict → pytest outcome
+    if exc is None:
+        if row["outcome"] == "failed":
+            report.outcome = "failed"
+            report.longrepr = _failure_text(row)
+        elif row["outcome"] == "xfailed":
+            report.outcome = "skipped"
+            report.wasxfail = f"declared non-replication at {row['tier']}: {row['expected_reason']}"
+        elif row["outcome"] == "xpassed-strict":
+            report.outcome = "failed"
+            report.longrepr = (f"[XPASS(strict)] {row['claim_id']} was declared {row['expected']} at "
+                               f"{row['tier']} ({row['expected_reason']}) but PASSED: update the spec")
+    report.user_properties.append((ROW_KEY, json.dumps(row, default=str)))
+
+
+def skipped_row(item, spec, reason: str) -> dict:
+    st = item.config.stash[_STATE]
+    tier = spec.tiers.get(st["tier"])
+    return {"claim_id": spec.id, "variant": item.callspec.id if hasattr(item, "callspec") else "",
+            "paper": spec.paper.key, "tier": st["tier"], "statistic": spec.statistic,
+            "reported": spec.reported_text, "value": None, "ci_low": None, "ci_high": None, "p": None,
+            "comparator": spec.headline.comparator, "threshold": spec.headline.threshold,
+            "verdict": "SKIPPED", "expected": tier.expect if tier else None, "controls": {},
+            "control_mismatches": [], "mlflow_run_id": None, "seconds": 0.0,
+            "spec_sha256": spec.sha256(), "nodeid": item.nodeid, "outcome": "skipped",
+            "skip_reason": reason.removeprefix("Skipped: ")}
+
+
+def _failure_text(row: dict) -> str:
+    lines = [f"{row['claim_id']}{'[' + row['variant'] + ']' if row.get('variant') else ''}: "
+             f"verdict {row['verdict']}, expected {row['expected']}"]
+    for stat, d in row.get("criteria", {}).items():
+        e = d["estimate"]
+        lines.append(f"  {stat} = {_f(e['value'])} [{_f(e['low'])}, {_f(e['high'])}] "
+                     f"{d['comparator']} {d['threshold']:g} -> {d['verdict']}"
+                     + (f" (p={_f(e['p'])})" if e.get("p") is not None else ""))
+    for m in row.get("control_mismatches", []):
+        lines.append(f"  {m}: the claim cannot be trusted to fail")
+    return "\n".join(lines)
+
+
+def _f(x) -> str:
+    return "—" if x is None else f"{x:.4g}"
+
+
+class ClaimsReporter:
+    """Per-session collector of claim rows; writes the reports and finalises the session run."""
+
+    def __init__(self, config, state: dict):
+        self.config, self.state = config, state
+        self.rows: list[dict] = []
+        self.paths: dict = {}
+
+    def pytest_runtest_logreport(self, report):
+        # rows travel in user_properties, so this works in-process and under pytest-xdist
+        for key, value in getattr(report, "user_properties", []):
+            if key == ROW_KEY:
+                self.rows.append(json.loads(value))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session, exitstatus):
+        st = self.state
+        if st["is_worker"] or not self.rows:
+            return
+        from harness.report import finalise_session_run, write_reports
+
+        self.paths = write_reports(self.rows, st)
+        if st["mlflow_uri"]:
+            try:
+                finalise_session_run(self.rows, st, self.paths)
+            except UserError as e:
+                self.paths["mlflow_error"] = str(e)
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
+        st = self.state
+        if st["is_worker"] or not self.rows:
+            return
+        from harness.report import terminal_table
+        from harness.tracking import experiment_name
+
+        tr = terminalreporter
+        kind = "REPLICATION" if st["tier"] == "paper" else "smoke test, not a replication"
+        tr.section(f"claims: {st['tier']} tier ({kind})")
+        for line in terminal_table(self.rows):
+            tr.write_line(line)
+        tr.write_line("")
+        if self.paths:
+            tr.write_line(f"report: {self.paths['md']}")
+            tr.write_line(f"        {self.paths['json']}")
+        if "mlflow_error" in self.paths:
+            tr.write_line(f"MLflow: {self.paths['mlflow_error']}")
+        elif st["mlflow_uri"]:
+            tr.write_line(f"runs:   mlflow ui --backend-store-uri {display_uri(st['mlflow_uri'])}   "
+                          f"(experiment {experiment_name(st['tier'])}, session {st['session_id'][:12]})")
+
+
+def display_uri(uri: str) -> str:
+    """Show a SQLite URI relative to the repository when it lives inside it."""
+    if uri.startswith("sqlite:////"):
+        p = Path(uri[len("sqlite:///"):])
+        try:
+            return f"sqlite:///{p.relative_to(REPO_ROOT)}"
+        except ValueError:
+            return uri
+    return uri

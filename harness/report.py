@@ -1,0 +1,214 @@
+"""Claim reports: ``reports/<session>/claims.{json,md}``, ``reports/latest/``, the terminal table.
+
+Also ``python -m harness.report [--session ID] [--mlflow-uri URI] [--tier ci]`` rebuilds the report of
+a session from the MLflow store alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+COLUMNS = ("claim", "paper value", "our value [interval]", "threshold", "verdict", "expected", "controls")
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None:
+        return "—"
+    try:
+        return f"{float(x):.{digits}g}"
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def _claim_name(row: dict) -> str:
+    return row["claim_id"] + (f"[{row['variant']}]" if row.get("variant") else "")
+
+
+def _cells(row: dict) -> list[str]:
+    if row["verdict"] == "SKIPPED":
+        value = "skipped: " + row.get("skip_reason", "")[:60]
+    elif row["verdict"] == "ERROR":
+        value = "error: " + row.get("error", "")[:60]
+    else:
+        value = f"{_fmt(row['value'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+    thr = f"{row['comparator']} {_fmt(row['threshold'])}"
+    controls = ", ".join(f"{k}={v}" for k, v in (row.get("controls") or {}).items()) or "—"
+    if row.get("control_mismatches"):
+        controls += "  (MISMATCH)"
+    mark = {"passed": "", "xfailed": " (declared)", "failed": " ✗", "xpassed-strict": " ✗ unexpected",
+            "error": " ✗", "skipped": ""}.get(row.get("outcome", ""), "")
+    reported = row.get("reported") or "—"
+    return [_claim_name(row), reported[:38], value, thr, row["verdict"] + mark, str(row.get("expected")), controls]
+
+
+def terminal_table(rows: list[dict]) -> list[str]:
+    """Fixed-width lines: claim, paper value, our value [interval], threshold, verdict, controls."""
+    body = [_cells(r) for r in sorted(rows, key=lambda r: (r["claim_id"], r.get("variant", "")))]
+    widths = [max(len(c) for c in col) for col in zip(COLUMNS, *body)]
+    widths = [min(w, 60) for w in widths]
+    line = lambda cells: "  ".join(str(c)[:w].ljust(w) for c, w in zip(cells, widths)).rstrip()
+    out = [line(COLUMNS), line(["-" * w for w in widths])]
+    out += [line(c) for c in body]
+    counts = {}
+    for r in rows:
+        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+    out.append("")
+    out.append("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) +
+               f"; controls mismatched: {sum(bool(r.get('control_mismatches')) for r in rows)}")
+    hits = sum(r.get("cache_hits", 0) for r in rows)
+    misses = sum(r.get("cache_misses", 0) for r in rows)
+    out.append(f"cache: {hits} hits, {misses} misses (built); claim time {sum(r.get('seconds') or 0 for r in rows):.0f} s")
+    return out
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    tier = meta.get("tier", "?")
+    kind = "a replication at the paper's sizes" if tier == "paper" else \
+        "a smoke test on embedded corpora and reduced models: NOT a replication"
+    lines = [f"# Claims report: `{tier}` tier", "",
+             f"This run is {kind}.", "",
+             f"- session: `{meta.get('session_id', '?')}`",
+             f"- git commit: `{meta.get('git_commit', '?')}`",
+             f"- device: `{meta.get('device', '?')}`",
+             f"- written: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in sorted(rows, key=lambda r: (r["claim_id"], r.get("variant", ""))):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |")
+    lines += ["", "## Details", ""]
+    for r in sorted(rows, key=lambda r: (r["claim_id"], r.get("variant", ""))):
+        lines.append(f"### {_claim_name(r)}: {r['verdict']}")
+        lines.append("")
+        lines.append(f"- statistic: {r.get('statistic')}; unit: {r.get('unit', '—')}")
+        lines.append(f"- paper: {r.get('reported')}; threshold source: {r.get('threshold_source', '—')}")
+        if r.get("expected") and r["expected"] != "PASS":
+            lines.append(f"- declared non-replication at this tier: {r.get('expected_reason', '')}")
+        for stat, d in (r.get("criteria") or {}).items():
+            e = d["estimate"]
+            lines.append(f"- `{stat}` = {_fmt(e['value'])} [{_fmt(e['low'])}, {_fmt(e['high'])}]"
+                         f"{' p=' + _fmt(e['p']) if e.get('p') is not None else ''} "
+                         f"{d['comparator']} {d['threshold']:g} → {d['verdict']} ({e.get('method', '')})")
+        for name, v in (r.get("controls") or {}).items():
+            lines.append(f"- control `{name}`: {v}")
+        for m in r.get("control_mismatches") or []:
+            lines.append(f"- **{m}**")
+        if r.get("skip_reason"):
+            lines.append(f"- skipped: {r['skip_reason']}")
+        if r.get("error"):
+            lines.append(f"- error: {r['error']}")
+        lines.append(f"- spec sha256 `{r.get('spec_sha256', '')[:16]}…`, MLflow run `{r.get('mlflow_run_id')}`, "
+                     f"{_fmt(r.get('seconds'))} s")
+        for fig in r.get("figures") or []:
+            lines.append(f"- figure: `{fig}`")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_reports(rows: list[dict], st: dict) -> dict:
+    """Write claims.json and claims.md for the session and copy them to ``latest/``."""
+    from harness.plugin import git_commit
+
+    root = Path(st["report_root"])
+    session_dir = root / st["session_id"][:12]
+    session_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"session_id": st["session_id"], "tier": st["tier"], "device": str(st["device"]),
+            "git_commit": git_commit(), "mlflow_uri": st["mlflow_uri"], "cache_root": str(st["cache"].root),
+            "seconds": round(time.time() - st["t0"], 1)}
+    payload = {"meta": meta, "claims": sorted(rows, key=lambda r: (r["claim_id"], r.get("variant", "")))}
+    _atomic_write(session_dir / "claims.json", json.dumps(payload, indent=2, default=str))
+    _atomic_write(session_dir / "claims.md", markdown(rows, meta))
+    latest = root / "latest"
+    tmp = root / f".latest-{st['session_id'][:12]}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(session_dir, tmp)
+    if latest.exists():
+        shutil.rmtree(latest)
+    tmp.rename(latest)
+    return {"json": latest / "claims.json", "md": latest / "claims.md", "session_dir": session_dir, "meta": meta}
+
+
+def finalise_session_run(rows: list[dict], st: dict, paths: dict) -> None:
+    """Attach the reports to the session's parent run and close it."""
+    from harness.plugin import session_tags
+    from harness.tracking import Tracker
+
+    tracker = Tracker(st["mlflow_uri"], st["tier"])
+    run_id = tracker.session_run(st["session_id"], session_tags(st))
+    counts = {}
+    for r in rows:
+        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+    tracker.log(run_id, metrics={f"n_{k.lower()}": v for k, v in counts.items()},
+                tags={"mec.n_claims": len(rows), "mec.verdicts": json.dumps(counts)})
+    tracker.log_artifact(run_id, paths["session_dir"] / "claims.json", "report")
+    tracker.log_artifact(run_id, paths["session_dir"] / "claims.md", "report")
+    ok = all(r.get("outcome") in ("passed", "xfailed", "skipped") for r in rows)
+    tracker.end_run(run_id, "FINISHED" if ok else "FAILED")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def rows_from_mlflow(uri: str, tier: str, session: str | None) -> tuple[str, list[dict]]:
+    """Rebuild report rows from the tracking store (the claim runs' values.json)."""
+    from harness.tracking import Tracker
+
+    tr = Tracker(uri, tier)
+    client = tr.client
+    exp = tr.experiment_id
+    if session is None:
+        found = client.search_runs([exp], "tags.`mec.level` = 'session'", max_results=1,
+                                   order_by=["attributes.start_time DESC"])
+        if not found:
+            raise SystemExit(f"no session runs in {uri} for tier {tier}")
+        session = found[0].data.tags["mec.session_id"]
+    parents = client.search_runs([exp], f"tags.`mec.session_id` = '{session}'", max_results=1)
+    if not parents:
+        raise SystemExit(f"session {session} not found in {uri}")
+    parent = parents[0].info.run_id
+    runs = client.search_runs([exp], f"tags.`mlflow.parentRunId` = '{parent}' and tags.`mec.level` = 'claim'",
+                              max_results=5000)
+    rows = []
+    import mlflow.artifacts
+
+    for run in runs:
+        try:
+            d = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/values.json")
+            rows.append(d["row"])
+        except Exception:  # noqa: BLE001 - a run that died before concluding
+            rows.append({"claim_id": run.data.tags.get("mec.claim_id", "?"), "variant": run.data.tags.get("mec.variant", ""),
+                         "verdict": run.data.tags.get("mec.verdict", "ERROR"), "value": None, "ci_low": None,
+                         "ci_high": None, "comparator": "?", "threshold": None, "expected": None, "controls": {},
+                         "outcome": "error", "reported": None})
+    return session, rows
+
+
+def main(argv=None) -> int:
+    from harness.options import DEFAULT_MLFLOW_URI, resolve_mlflow_uri
+
+    ap = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.splitlines()[0])
+    ap.add_argument("--mlflow-uri", default=DEFAULT_MLFLOW_URI)
+    ap.add_argument("--tier", default="ci", choices=("ci", "paper"))
+    ap.add_argument("--session", default=None, help="session id (default: the latest)")
+    args = ap.parse_args(argv)
+    from harness.errors import UserError
+
+    try:
+        session, rows = rows_from_mlflow(resolve_mlflow_uri(args.mlflow_uri), args.tier, args.session)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for line in terminal_table(rows):
+        print(line)
+    print(f"\nsession {session}: {len(rows)} claims")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,280 @@
+"""Declarative claim specifications and the interval-based verdict rule.
+
+A :class:`Claim` says what a paper found, how we measure it (statistic, resampling unit),
+the decision rule (criteria: comparator and threshold applied to an interval bound), the named
+controls with the verdict each must get, and per-tier settings with whether the claim is
+expected to replicate at that tier and why not.
+
+Verdict rule for one criterion with interval ``[low, high]`` and comparator ``>`` (or ``>=``):
+
+- PASS if ``low`` is above the threshold (and ``p <= p_max`` when a ``p_max`` is given);
+- FAIL if ``high`` is not above it;
+- INCONCLUSIVE otherwise (the interval straddles the threshold, or the bound passed but ``p`` did not).
+
+``<`` / ``<=`` mirror this. A claim PASSes when every criterion passes, FAILs when any fails,
+and is INCONCLUSIVE otherwise.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Mapping
+
+from analysis.stats import Estimate
+
+PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+VERDICTS = (PASS, FAIL, INCONCLUSIVE)
+COMPARATORS = (">", ">=", "<", "<=")
+TIERS = ("ci", "paper")
+
+
+@dataclass(frozen=True)
+class Paper:
+    """A source paper: short key, full citation and DOI or arXiv id."""
+
+    key: str
+    citation: str
+    doi: str = ""
+    url: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One decision rule: ``estimate[statistic]`` compared to ``threshold`` through its interval.
+
+    Parameters
+    ----------
+    statistic : str
+        Key of the :class:`~analysis.stats.Estimate` in the claim's evidence.
+    comparator : {">", ">=", "<", "<="}
+    threshold : float
+    p_max : float, optional
+        When given, PASS also requires the estimate's ``p`` to be at most this.
+    source : str
+        Where the threshold comes from: ``"ours"`` or a quote of the paper's value.
+    description : str
+        Plain-language reading of the rule.
+    """
+
+    statistic: str
+    comparator: str
+    threshold: float
+    p_max: float | None = None
+    source: str = "ours"
+    description: str = ""
+
+    def __post_init__(self):
+        if self.comparator not in COMPARATORS:
+            raise ValueError(f"comparator {self.comparator!r} is not one of {COMPARATORS}")
+
+    def text(self) -> str:
+        s = f"{self.statistic} {self.comparator} {self.threshold:g}"
+        if self.p_max is not None:
+            s += f" (p ≤ {self.p_max:g})"
+        return s
+
+    def verdict(self, est: Estimate) -> str:
+        """Apply the rule to an interval."""
+        lo, hi = est.low, est.high
+        if lo is None or hi is None or _nan(lo) or _nan(hi):
+            return INCONCLUSIVE
+        t = self.threshold
+        if self.comparator in (">", ">="):
+            better = (lambda x: x > t) if self.comparator == ">" else (lambda x: x >= t)
+            bound_pass, bound_fail = better(lo), not better(hi)
+        else:
+            better = (lambda x: x < t) if self.comparator == "<" else (lambda x: x <= t)
+            bound_pass, bound_fail = better(hi), not better(lo)
+        if bound_fail:
+            return FAIL
+        if bound_pass:
+            if self.p_max is not None and (est.p is None or _nan(est.p) or est.p > self.p_max):
+                return INCONCLUSIVE
+            return PASS
+        return INCONCLUSIVE
+
+
+@dataclass(frozen=True)
+class Tier:
+    """Settings of a claim at one tier and whether it is expected to replicate there.
+
+    Parameters
+    ----------
+    settings : mapping
+        Sizes, seeds, epochs... read by the claim through ``run.settings``.
+    expect : {"PASS", "FAIL", "INCONCLUSIVE"}
+        The verdict we expect at this tier. Anything but PASS is a declared non-replication:
+        pytest reports it as xfail(strict) and fails if the claim unexpectedly PASSes.
+    reason : str
+        Why a non-PASS is expected (required when ``expect != "PASS"``).
+    data : tuple of str
+        Data roots the claim needs at this tier (keys of ``harness.options.DATA_ROOTS``).
+    """
+
+    settings: Mapping = field(default_factory=dict)
+    expect: str = PASS
+    reason: str = ""
+    data: tuple = ()
+
+    def __post_init__(self):
+        if self.expect not in VERDICTS:
+            raise ValueError(f"expect={self.expect!r} must be one of {VERDICTS}")
+        if self.expect != PASS and not self.reason:
+            raise ValueError("a declared non-replication (expect != PASS) needs a reason")
+        object.__setattr__(self, "settings", dict(self.settings))
+        object.__setattr__(self, "data", tuple(self.data))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper's finding as a falsifiable, tiered test.
+
+    Parameters
+    ----------
+    id : str
+        Dotted id, ``<paper>.<topic>.<finding>`` (e.g. ``kim2024.ms_units.response_ratio``).
+    paper : Paper
+    finding : str
+        The paper's sentence (quoted) or, for abstract-only papers, the abstract's claim.
+    statistic : str
+        What is measured, in words.
+    unit : str
+        The resampling unit the intervals are over: ``"seeds"``, ``"stimuli"``, ``"clips"``...
+    criteria : sequence of Criterion
+        All must PASS for the claim to PASS. The first is the headline statistic.
+    controls : mapping of str to verdict
+        Named controls and the verdict each must get (a negative control must FAIL, an oracle
+        must PASS). A mismatch fails the test: it shows the claim can fail.
+    tiers : mapping of tier name to Tier
+    reported : str or None
+        The paper's reported value; ``None`` means "none: threshold is ours".
+    alpha : float
+        Significance level used for intervals and p-value criteria.
+    control_notes : mapping
+        What each control is, in words.
+    version : int
+        Bump when the claim's logic changes (not its thresholds: those are hashed).
+    """
+
+    id: str
+    paper: Paper
+    finding: str
+    statistic: str
+    unit: str
+    criteria: tuple
+    controls: Mapping
+    tiers: Mapping
+    reported: str | None = None
+    alpha: float = 0.05
+    control_notes: Mapping = field(default_factory=dict)
+    notes: str = ""
+    version: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "criteria", tuple(self.criteria))
+        object.__setattr__(self, "controls", dict(self.controls))
+        object.__setattr__(self, "tiers", dict(self.tiers))
+        object.__setattr__(self, "control_notes", dict(self.control_notes))
+        if not self.criteria:
+            raise ValueError(f"{self.id}: a claim needs at least one criterion")
+        if not self.controls:
+            raise ValueError(f"{self.id}: a claim needs at least one control that must fail it")
+        if FAIL not in self.controls.values():
+            raise ValueError(f"{self.id}: at least one control must be declared to FAIL")
+        for name, v in self.controls.items():
+            if v not in VERDICTS:
+                raise ValueError(f"{self.id}: control {name!r} verdict {v!r} not in {VERDICTS}")
+        if "main" in self.controls:
+            raise ValueError(f"{self.id}: 'main' is reserved for the claim's own condition")
+        for t in self.tiers:
+            if t not in TIERS:
+                raise ValueError(f"{self.id}: unknown tier {t!r}")
+        if "ci" not in self.tiers:
+            raise ValueError(f"{self.id}: every claim needs a 'ci' tier")
+        stats = [c.statistic for c in self.criteria]
+        if len(set(stats)) != len(stats):
+            raise ValueError(f"{self.id}: criteria statistics must be unique")
+
+    @property
+    def reported_text(self) -> str:
+        return self.reported if self.reported is not None else "none: threshold is ours"
+
+    @property
+    def headline(self) -> Criterion:
+        return self.criteria[0]
+
+    def canonical(self) -> dict:
+        """The spec as plain data (what is hashed, logged as params and stored as an artifact)."""
+        d = asdict(self)
+        d["reported"] = self.reported_text
+        return json.loads(json.dumps(d, sort_keys=True, default=str))
+
+    def sha256(self) -> str:
+        """SHA-256 of the canonical spec: a silently edited threshold changes it."""
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def tier(self, name: str) -> Tier:
+        if name not in self.tiers:
+            raise KeyError(name)
+        return self.tiers[name]
+
+
+@dataclass
+class Evidence:
+    """What a claim function measured for one condition (the claim's own, or a control).
+
+    Parameters
+    ----------
+    estimates : mapping of statistic name to Estimate
+        Must cover the claim's criteria for the main condition; a control may cover a subset.
+    values : mapping
+        Extra numbers worth keeping (per-seed values, baselines); JSON-able.
+    note : str
+    """
+
+    estimates: Mapping
+    values: Mapping = field(default_factory=dict)
+    note: str = ""
+
+
+def combine(verdicts) -> str:
+    """PASS if all PASS; FAIL if any FAIL; otherwise INCONCLUSIVE."""
+    verdicts = list(verdicts)
+    if not verdicts:
+        return INCONCLUSIVE
+    if any(v == FAIL for v in verdicts):
+        return FAIL
+    if all(v == PASS for v in verdicts):
+        return PASS
+    return INCONCLUSIVE
+
+
+def evaluate(spec: Claim, evidence: Evidence, *, require_all: bool = True) -> tuple[str, dict]:
+    """Verdict of one condition's evidence under the spec's criteria.
+
+    Returns the combined verdict and a per-criterion breakdown. ``require_all`` demands an
+    estimate for every criterion (the claim's own condition); controls may cover a subset.
+    """
+    per = {}
+    for c in spec.criteria:
+        est = evidence.estimates.get(c.statistic)
+        if est is None:
+            if require_all:
+                raise ValueError(f"{spec.id}: evidence lacks the estimate {c.statistic!r}")
+            continue
+        per[c.statistic] = {"verdict": c.verdict(est), "estimate": est.to_dict(),
+                            "comparator": c.comparator, "threshold": c.threshold, "p_max": c.p_max}
+    if not per:
+        raise ValueError(f"{spec.id}: evidence covers none of the criteria")
+    return combine(v["verdict"] for v in per.values()), per
+
+
+def _nan(x) -> bool:
+    try:
+        return math.isnan(float(x))
+    except (TypeError, ValueError):
+        return True

@@ -1,0 +1,194 @@
+"""MLflow tracking: session → claim → seed/condition runs, through an explicit MlflowClient.
+
+No fluent (global) MLflow state is used: every call names its run id, so nested runs from several
+pytest-xdist workers cannot get tangled. With a SQLite store, writes from all processes are
+serialised by a file lock next to the database, so parallel workers never see
+"database is locked".
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from harness.errors import UserError
+
+EXPERIMENT_PREFIX = "music-emergence-claims"
+MAX_PARAM_CHARS = 500
+
+
+def experiment_name(tier: str) -> str:
+    """One experiment per tier, so a ci smoke pass never sits beside a paper replication."""
+    return f"{EXPERIMENT_PREFIX}/{tier}"
+
+
+def _flatten(d: Mapping, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        elif isinstance(v, (list, tuple)) and v and all(isinstance(x, Mapping) for x in v):
+            for i, x in enumerate(v):
+                out.update(_flatten(x, f"{key}.{i}."))
+        else:
+            s = v if isinstance(v, str) else json.dumps(v, default=str)
+            out[key] = s[:MAX_PARAM_CHARS]
+    return out
+
+
+class Tracker:
+    """Thin wrapper around ``MlflowClient`` bound to one tracking URI and tier.
+
+    Parameters
+    ----------
+    uri : str
+        Tracking URI (``sqlite:////abs/path.db`` or ``http://host:port``).
+    tier : str
+    artifact_root : Path, optional
+        Where a new experiment stores artifacts (default: ``mlruns/artifacts`` beside a SQLite DB).
+    """
+
+    def __init__(self, uri: str, tier: str, artifact_root: Path | None = None):
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        self.uri = uri
+        self.tier = tier
+        self._lock_path = None
+        if uri.startswith("sqlite:///"):
+            db = Path(uri[len("sqlite:///"):])
+            self._lock_path = str(db) + ".lock"
+            artifact_root = artifact_root or db.parent / "artifacts"
+        self.artifact_root = artifact_root
+        self._client = None
+        self._experiment_id = None
+        self._lock = None
+        if self._lock_path is not None:
+            from filelock import FileLock
+
+            # one reentrant lock object per tracker: nested calls do not deadlock
+            self._lock = FileLock(self._lock_path, timeout=600)
+
+    # -------------------------------------------------------------- plumbing
+    @contextlib.contextmanager
+    def _locked(self):
+        if self._lock is None:
+            yield
+            return
+        with self._lock:
+            yield
+
+    def _call(self, fn, *args, **kwargs):
+        with self._locked():
+            try:
+                return fn(*args, **kwargs)
+            except UserError:
+                raise
+            except Exception as e:  # one line naming the store and the fix
+                msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                raise UserError(f"MLflow tracking at {self.uri} failed ({type(e).__name__}: {msg}); "
+                                f"check the server or pass --mlflow-uri sqlite:///mlruns/mlflow.db") from e
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = self._call(MlflowClient, tracking_uri=self.uri)
+        return self._client
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            self._experiment_id = self._call(self._get_or_create_experiment)
+        return self._experiment_id
+
+    def _get_or_create_experiment(self) -> str:
+        name = experiment_name(self.tier)
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        loc = None
+        if self.artifact_root is not None:
+            Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
+            loc = Path(self.artifact_root).resolve().as_uri()
+        try:
+            return self.client.create_experiment(name, artifact_location=loc, tags={"mec.tier": self.tier})
+        except Exception:  # created concurrently by another process
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    # ------------------------------------------------------------------ runs
+    def session_run(self, session_id: str, tags: Mapping[str, str]) -> str:
+        """Find or create the parent run of a pytest session (one per session id)."""
+
+        def _find_or_create():
+            exp = self.experiment_id
+            found = self.client.search_runs([exp], filter_string=f"tags.`mec.session_id` = '{session_id}'",
+                                            max_results=1)
+            if found:
+                return found[0].info.run_id
+            all_tags = {"mec.session_id": session_id, "mec.level": "session", **tags}
+            run = self.client.create_run(exp, tags={k: str(v) for k, v in all_tags.items()},
+                                         run_name=f"session {session_id[:8]} ({self.tier})")
+            return run.info.run_id
+
+        return self._call(_find_or_create)
+
+    def start_run(self, name: str, parent_id: str | None, tags: Mapping[str, Any] | None = None) -> str:
+        t = {k: str(v) for k, v in (tags or {}).items()}
+        if parent_id:
+            t["mlflow.parentRunId"] = parent_id
+        run = self._call(self.client.create_run, self.experiment_id, tags=t, run_name=name)
+        return run.info.run_id
+
+    def log(self, run_id: str, *, params: Mapping | None = None, metrics: Mapping | None = None,
+            tags: Mapping | None = None, step: int = 0) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        ts = int(time.time() * 1000)
+        p = [Param(k, v) for k, v in _flatten(params or {}).items()]
+        m = [Metric(k, float(v), ts, step) for k, v in (metrics or {}).items()
+             if v is not None and _finite(v)]
+        t = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
+        for i in range(0, max(len(p), 1), 100):  # MLflow caps params per batch at 100
+            self._call(self.client.log_batch, run_id, metrics=m if i == 0 else [],
+                       params=p[i:i + 100], tags=t if i == 0 else [])
+
+    def log_history(self, run_id: str, history: Mapping[str, list]) -> None:
+        """Log training curves: ``{"train_loss": [...], "val_ap": [...]}`` as stepped metrics."""
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), ts, i) for k, vals in history.items()
+                   for i, v in enumerate(vals) if v is not None and _finite(v)]
+        for i in range(0, len(metrics), 1000):
+            self._call(self.client.log_batch, run_id, metrics=metrics[i:i + 1000])
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        self._call(self.client.log_artifact, run_id, str(path), artifact_path)
+
+    def log_json(self, run_id: str, obj: Any, name: str) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / name
+            p.write_text(json.dumps(obj, indent=2, default=str))
+            self.log_artifact(run_id, p)
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self._call(self.client.set_terminated, run_id, status)
+
+
+def _finite(v) -> bool:
+    try:
+        import math
+
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False

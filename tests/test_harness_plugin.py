@@ -1,0 +1,184 @@
+"""The pytest plugin itself, exercised on small throwaway claims with pytester."""
+import json
+import shutil
+import sqlite3
+
+import pytest
+
+pytest_plugins = ("pytester",)
+
+CLAIM_TEMPLATE = '''
+from analysis.stats import Estimate
+from harness import Claim, Criterion, Evidence, Paper, Tier, claim, FAIL, PASS
+
+PAPER = Paper("toy", "Toy, A. (2026). A toy paper.")
+
+SPEC = Claim(
+    id="toy.{name}", paper=PAPER, finding="Toy networks prefer music.",
+    statistic="ratio", unit="seeds", reported={reported},
+    criteria=[Criterion("ratio", ">=", 1.5, source="ours")],
+    controls={{"random_init": FAIL}},
+    tiers={{"ci": Tier({{"seeds": 3}}, expect="{expect}", reason="{reason}")}},
+)
+
+@claim(SPEC)
+def test_{name}(run):
+    with run.child("seed-0", params={{"seed": 0}}) as child:
+        child.log_history({{"loss": [1.0, 0.5, 0.25]}})
+    main = Estimate.over_seeds({main})
+    control = Estimate.over_seeds({control})
+    return {{"main": Evidence({{"ratio": main}}), "random_init": Evidence({{"ratio": control}})}}
+'''
+
+
+def write_claim(pytester, name, main, control, expect="PASS", reason="", reported="'2.07'"):
+    pytester.makepyfile(**{f"test_{name}": CLAIM_TEMPLATE.format(
+        name=name, main=main, control=control, expect=expect, reason=reason, reported=reported)})
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory):
+    """An initialised MLflow SQLite store, copied into each test (schema creation is slow)."""
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    return db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_store(pytester, mlflow_template):
+    (pytester.path / "mlruns").mkdir()
+    shutil.copy(mlflow_template, pytester.path / "mlruns" / "mlflow.db")
+
+
+def run(pytester, *args):
+    db = pytester.path / "mlruns" / "mlflow.db"
+    base = ["-p", "harness.plugin", "-p", "no:cacheprovider", f"--mlflow-uri=sqlite:///{db}",
+            f"--cache-dir={pytester.path / 'cache'}", f"--report-dir={pytester.path / 'reports'}"]
+    # subprocess: MLflow's imports do not survive pytester's in-process module snapshots
+    return pytester.runpytest_subprocess(*base, *args)
+
+
+def report(pytester):
+    return json.loads((pytester.path / "reports" / "latest" / "claims.json").read_text())
+
+
+def test_a_claim_whose_controls_fail_passes_and_is_reported(pytester):
+    write_claim(pytester, "good", main=[1.8, 2.0, 2.2], control=[1.0, 1.02, 1.05])
+    result = run(pytester)
+    result.assert_outcomes(passed=1)
+    rows = report(pytester)["claims"]
+    assert len(rows) == 1
+    row = rows[0]
+    for field in ("claim_id", "paper", "tier", "statistic", "reported", "value", "ci_low", "ci_high",
+                  "comparator", "threshold", "verdict", "expected", "controls", "mlflow_run_id", "seconds"):
+        assert field in row, field
+    assert row["verdict"] == "PASS" and row["controls"] == {"random_init": "FAIL"}
+    assert row["tier"] == "ci" and row["ci_low"] == 1.8 and row["ci_high"] == 2.2
+    result.stdout.fnmatch_lines(["*claims: ci tier (smoke test, not a replication)*", "*toy.good*PASS*",
+                                 "*mlflow ui --backend-store-uri*"])
+    # the MLflow store holds session -> claim -> condition runs with verdict tags
+    con = sqlite3.connect(pytester.path / "mlruns" / "mlflow.db")
+    tags = con.execute("select key, value from tags").fetchall()
+    assert ("mec.verdict", "PASS") in tags and ("mec.level", "session") in tags
+    assert ("mec.level", "condition") in tags and ("mlflow.runType", "test") in tags
+    assert sum(1 for k, v in tags if k == "mlflow.parentRunId") == 2
+
+
+def test_a_control_that_does_not_fail_fails_the_claim(pytester):
+    write_claim(pytester, "leaky", main=[1.8, 2.0, 2.2], control=[1.6, 1.7, 1.9])
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*control 'random_init' got PASS, declared FAIL*"])
+    assert report(pytester)["claims"][0]["control_mismatches"]
+
+
+def test_an_interval_straddling_the_threshold_is_inconclusive(pytester):
+    write_claim(pytester, "straddle", main=[1.3, 1.6, 1.9], control=[1.0, 1.0, 1.1])
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    assert report(pytester)["claims"][0]["verdict"] == "INCONCLUSIVE"
+    result.stdout.fnmatch_lines(["*verdict INCONCLUSIVE, expected PASS*"])
+
+
+def test_a_declared_non_replication_is_a_strict_xfail(pytester):
+    write_claim(pytester, "weak", main=[1.0, 1.1, 1.2], control=[0.9, 1.0, 1.0], expect="FAIL",
+                reason="the embedded corpus lacks real music")
+    result = run(pytester)
+    result.assert_outcomes(xfailed=1)
+    row = report(pytester)["claims"][0]
+    assert row["verdict"] == "FAIL" and row["outcome"] == "xfailed"
+
+
+def test_an_unexpected_pass_of_a_declared_non_replication_fails(pytester):
+    write_claim(pytester, "surprise", main=[1.8, 2.0, 2.2], control=[0.9, 1.0, 1.0], expect="FAIL",
+                reason="we thought it would not replicate")
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*XPASS(strict)*update the spec*"])
+
+
+def test_unknown_tier_is_a_one_line_error(pytester):
+    write_claim(pytester, "good", main=[2.0], control=[1.0])
+    result = run(pytester, "--tier", "full")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*argument --tier: invalid choice: 'full'*"])
+
+
+def test_unreachable_tracking_server_is_a_one_line_error(pytester):
+    write_claim(pytester, "good", main=[2.0], control=[1.0])
+    result = pytester.runpytest_subprocess("-p", "harness.plugin", "--mlflow-uri", "http://127.0.0.1:9")
+    assert result.ret != 0
+    err = [line for line in result.stderr.lines if line.strip()]
+    assert len(err) == 1 and "MLflow tracking server http://127.0.0.1:9 is unreachable" in err[0]
+    assert "--mlflow-uri" in err[0] and "Traceback" not in result.stderr.str()
+
+
+def test_missing_data_root_at_paper_tier_is_a_one_line_error(pytester, tmp_path):
+    pytester.makepyfile(test_needs="""
+from analysis.stats import Estimate
+from harness import Claim, Criterion, Evidence, Paper, Tier, claim, FAIL
+SPEC = Claim(id="toy.needs", paper=Paper("toy", "Toy"), finding="f", statistic="s", unit="seeds",
+             criteria=[Criterion("x", ">", 0)], controls={"random_init": FAIL},
+             tiers={"ci": Tier({}), "paper": Tier({}, data=("audioset_audio",))})
+@claim(SPEC)
+def test_needs(run):
+    return {"main": Evidence({"x": Estimate.point(1.0)}), "random_init": Evidence({"x": Estimate.point(-1.0)})}
+""")
+    missing = tmp_path / "nowhere"
+    result = run(pytester, "--tier", "paper", f"--audioset-audio={missing}")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines([f"*toy.needs at --tier paper*{missing} does not exist; set --audioset-audio PATH*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_user_error_inside_a_claim_is_one_line(pytester):
+    pytester.makepyfile(test_bad="""
+from harness import Claim, Criterion, Paper, Tier, claim, FAIL, UserError
+SPEC = Claim(id="toy.bad", paper=Paper("toy", "Toy"), finding="f", statistic="s", unit="seeds",
+             criteria=[Criterion("x", ">", 0)], controls={"random_init": FAIL}, tiers={"ci": Tier({})})
+@claim(SPEC)
+def test_bad(run):
+    raise UserError("clip /data/x.wav is corrupt: re-download it or remove it from labels.csv")
+""")
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["UserError: clip /data/x.wav is corrupt*"])
+    assert "raise UserError" not in result.stdout.str()
+    assert report(pytester)["claims"][0]["verdict"] == "ERROR"
+
+
+def test_xdist_two_workers_log_to_one_store_without_lock_errors(pytester):
+    for i in range(4):
+        write_claim(pytester, f"par{i}", main=[1.8, 2.0, 2.2], control=[1.0, 1.02, 1.05])
+    result = run(pytester, "-n", "2")
+    result.assert_outcomes(passed=4)
+    out = result.stdout.str() + result.stderr.str()
+    assert "database is locked" not in out
+    rows = report(pytester)["claims"]
+    assert sorted(r["claim_id"] for r in rows) == [f"toy.par{i}" for i in range(4)]
+    con = sqlite3.connect(pytester.path / "mlruns" / "mlflow.db")
+    sessions = con.execute("select count(*) from tags where key='mec.level' and value='session'").fetchone()[0]
+    claims = con.execute("select count(*) from tags where key='mec.level' and value='claim'").fetchone()[0]
+    assert sessions == 1 and claims == 4

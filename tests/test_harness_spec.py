@@ -1,0 +1,96 @@
+"""Claim specs and the interval verdict rule, on analytical cases."""
+import dataclasses
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from analysis.stats import Estimate
+from harness.spec import FAIL, INCONCLUSIVE, PASS, Claim, Criterion, Evidence, Paper, Tier, combine, evaluate
+
+PAPER = Paper("toy", "Toy, A. (2026). A toy paper.")
+
+
+def make_spec(threshold=1.5, **kw) -> Claim:
+    base = dict(id="toy.ratio", paper=PAPER, finding="Toys prefer music.", statistic="ratio", unit="seeds",
+                criteria=[Criterion("ratio", ">=", threshold, source="ours")],
+                controls={"random_init": FAIL}, tiers={"ci": Tier({"seeds": 3})})
+    base.update(kw)
+    return Claim(**base)
+
+
+@pytest.mark.parametrize("low,high,expected", [
+    (1.6, 2.0, PASS), (1.5, 2.0, PASS), (1.0, 1.4, FAIL), (1.0, 1.49, FAIL), (1.4, 1.6, INCONCLUSIVE)])
+def test_greater_equal_rule(low, high, expected):
+    c = Criterion("ratio", ">=", 1.5)
+    assert c.verdict(Estimate((low + high) / 2, low, high)) == expected
+
+
+@pytest.mark.parametrize("low,high,expected", [
+    (0.0, 0.04, PASS), (0.06, 0.2, FAIL), (0.01, 0.2, INCONCLUSIVE), (0.0, 0.05, INCONCLUSIVE), (0.05, 0.2, FAIL)])
+def test_less_than_rule(low, high, expected):
+    assert Criterion("p", "<", 0.05).verdict(Estimate(low, low, high)) == expected
+
+
+def test_p_max_turns_a_bound_pass_into_inconclusive():
+    c = Criterion("rho", ">", 0.3, p_max=0.01)
+    assert c.verdict(Estimate(0.5, 0.4, 0.6, p=0.001)) == PASS
+    assert c.verdict(Estimate(0.5, 0.4, 0.6, p=0.2)) == INCONCLUSIVE
+    assert c.verdict(Estimate(0.5, 0.4, 0.6, p=None)) == INCONCLUSIVE
+    assert c.verdict(Estimate(0.1, 0.0, 0.2, p=0.001)) == FAIL
+
+
+def test_nan_interval_is_inconclusive():
+    assert Criterion("x", ">", 0).verdict(Estimate(float("nan"), float("nan"), float("nan"))) == INCONCLUSIVE
+
+
+@given(st.floats(-10, 10), st.floats(0, 5), st.floats(-10, 10))
+def test_mirror_symmetry(low, width, thr):
+    """x > t on [lo, hi] gives the same verdict as -x < -t on [-hi, -lo]."""
+    hi = low + width
+    a = Criterion("x", ">", thr).verdict(Estimate(low, low, hi))
+    b = Criterion("x", "<", -thr).verdict(Estimate(-low, -hi, -low))
+    assert a == b
+
+
+@given(st.lists(st.sampled_from([PASS, FAIL, INCONCLUSIVE]), min_size=1, max_size=5))
+def test_combine(vs):
+    out = combine(vs)
+    if FAIL in vs:
+        assert out == FAIL
+    elif all(v == PASS for v in vs):
+        assert out == PASS
+    else:
+        assert out == INCONCLUSIVE
+
+
+def test_edited_threshold_changes_the_spec_hash():
+    a, b = make_spec(1.5), make_spec(1.4)
+    assert a.sha256() != b.sha256()
+    assert make_spec(1.5).sha256() == a.sha256()  # deterministic
+    c = dataclasses.replace(a, controls={"random_init": FAIL, "shuffled": FAIL})
+    assert c.sha256() != a.sha256()
+
+
+def test_spec_needs_a_failing_control_and_reasons():
+    with pytest.raises(ValueError, match="must be declared to FAIL"):
+        make_spec(controls={"oracle": PASS})
+    with pytest.raises(ValueError, match="needs a reason"):
+        Tier({"seeds": 3}, expect=FAIL)
+    with pytest.raises(ValueError, match="comparator"):
+        Criterion("x", "=>", 1.0)
+    with pytest.raises(ValueError, match="'ci' tier"):
+        make_spec(tiers={"paper": Tier({})})
+
+
+def test_reported_none_means_threshold_is_ours():
+    assert make_spec().reported_text == "none: threshold is ours"
+    assert make_spec(reported="2.07×").reported_text == "2.07×"
+
+
+def test_evaluate_main_requires_every_criterion_controls_may_cover_a_subset():
+    spec = make_spec(criteria=[Criterion("ratio", ">=", 1.5), Criterion("gain", ">", 0.0)])
+    with pytest.raises(ValueError, match="lacks"):
+        evaluate(spec, Evidence({"ratio": Estimate.point(2.0)}))
+    verdict, per = evaluate(spec, Evidence({"ratio": Estimate(1.0, 0.9, 1.1)}), require_all=False)
+    assert verdict == FAIL and set(per) == {"ratio"}
