@@ -1,0 +1,177 @@
+"""One function per benchmark; each returns rows ``{what, value, unit, target, ok, note}``."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def row(what: str, value, unit: str, target: str = "", ok: bool | None = None, note: str = "") -> dict:
+    return {"what": what, "value": value, "unit": unit, "target": target, "ok": ok, "note": note}
+
+
+def _best_of(fn, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+# ---------------------------------------------------------------------------- stimuli
+def bench_logmel() -> list[dict]:
+    from stimuli.features import logmel
+
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((256, 44100))).astype(np.float32)
+    logmel(x[:8])
+    s = _best_of(lambda: logmel(x))
+    return [row("log-mel front end, 2-s clips (Kim et al. settings)", round(256 / s), "clips/s",
+                "compute once and cache (prototype: 579 clips/s)")]
+
+
+def bench_quilting() -> list[dict]:
+    from stimuli.quilting import benchmark_quilting
+
+    r = benchmark_quilting(n_clips=16, n_threads=None)
+    fast, ref = r["ms_per_clip_fast"], r["ms_per_clip_reference"]
+    speedup = ref / fast
+    return [row("quilting, 10-s clip at 22,050 Hz, all six sizes (batched torch)", round(fast, 2), "ms/clip",
+                "≥ 10× faster than the per-boundary NumPy reference"),
+            row("quilting, per-boundary NumPy reference (np.convolve)", round(ref, 1), "ms/clip",
+                "issue: about 105 ms on this hardware"),
+            row("quilting speed-up over the reference", round(speedup, 1), "×", "≥ 10", speedup >= 10)]
+
+
+def bench_corpus() -> list[dict]:
+    from stimuli.corpus import CorpusConfig, make_corpus
+
+    cfg = CorpusConfig(n_clips=120, clip_s=2.0, seed=123)
+    t0 = time.perf_counter()
+    clips = make_corpus(cfg, cache=None, audit=False)
+    s = time.perf_counter() - t0
+    xrt = len(clips) * cfg.clip_s / s
+    rows = [row("embedded corpus generation (one core)", round(xrt, 1), "× real time", "≥ 50", xrt >= 50)]
+    from stimuli.corpus import confound_audit
+
+    big = make_corpus(CorpusConfig(n_clips=600, clip_s=2.0, seed=7), cache=None, audit=False)
+    audit = confound_audit(big, seed=0)
+    ap = audit.get("linear_band_ap", {})
+    if isinstance(ap, dict):
+        rows.append(row("confound audit: linear AP on log-mel band mean+std (600 clips)",
+                        round(float(ap.get("ap", np.nan)), 3), "AP",
+                        f"close to real data (Kim PCA 0.437 vs chance 0.266); chance here "
+                        f"{ap.get('chance', float('nan')):.3f}"))
+    lv = audit.get("median_level_db", {})
+    if isinstance(lv, dict) and "music" in lv:
+        rows.append(row("confound audit: median log-mel level music / non-music",
+                        f"{lv['music']:.1f} / {lv['non_music']:.1f}", "dB",
+                        "165 natural sounds: about −7 / −14 dB"))
+    return rows
+
+
+def bench_kim_cnn() -> list[dict]:
+    import torch
+
+    from models.kim_cnn import KimCNN
+
+    out = []
+    for width, clip_s in ((0.25, 2.0), (0.25, 4.0), (1.0, 2.0)):
+        frames = int(clip_s * 22050 / 275) + 1
+        model = KimCNN(n_classes=527, width=width)
+        x = torch.randn(32, 1, 64, frames)
+        model.eval()
+        with torch.no_grad():
+            model(x)
+            s = _best_of(lambda: model(x), 2)
+        fwd = 32 / s
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), 1e-3)
+        y = torch.zeros(32, 527)
+
+        def step():
+            opt.zero_grad()
+            torch.nn.functional.binary_cross_entropy_with_logits(model(x), y).backward()
+            opt.step()
+
+        step()
+        tr = 32 / _best_of(step, 2)
+        out.append(row(f"Kim CNN width {width:g}, {clip_s:g}-s clips: forward / train",
+                       f"{fwd:.0f} / {tr:.0f}", "clips/s",
+                       "prototype (2 threads): ¼ 2 s 1,631/509; ¼ 4 s 856/269; full 2 s 220/62"))
+    return out
+
+
+def bench_cache() -> list[dict]:
+    from harness.cache import Cache
+
+    with tempfile.TemporaryDirectory() as d:
+        c = Cache(d)
+        arr = {"x": np.random.default_rng(0).standard_normal((2400, 64, 161)).astype(np.float16)}
+        t0 = time.perf_counter()
+        c.arrays("bench", {"n": 1}, lambda: arr, version="1")
+        write = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        Cache(d).arrays("bench", {"n": 1}, lambda: arr, version="1")
+        read = time.perf_counter() - t0
+    mb = arr["x"].nbytes / 1e6
+    return [row(f"cache write / verified read of {mb:.0f} MB of features", f"{write:.2f} / {read:.2f}", "s",
+                "atomic write, SHA-256 verified read")]
+
+
+def claims_cold_warm(k: str = "") -> list[dict]:
+    """Run the ci claims twice against a fresh cache: the second run must train nothing."""
+    results = []
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, MEC_CACHE_DIR=str(Path(d) / "cache"), MLFLOW_DISABLE_TELEMETRY="true")
+        for label in ("cold", "warm"):
+            cmd = [sys.executable, "-m", "pytest", "-m", "claims", "-p", "no:cacheprovider", "-q",
+                   f"--report-dir={Path(d) / 'reports'}"] + (["-k", k] if k else [])
+            t0 = time.perf_counter()
+            subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+            secs = time.perf_counter() - t0
+            rep = json.loads((Path(d) / "reports" / "latest" / "claims.json").read_text())
+            hits = sum(r.get("cache_hits", 0) for r in rep["claims"])
+            misses = sum(r.get("cache_misses", 0) for r in rep["claims"])
+            results.append((label, secs, hits, misses, rep["claims"]))
+    (_, cold, _, cold_miss, cold_rows), (_, warm, warm_hits, warm_miss, _) = results
+    by_paper: dict[str, float] = {}
+    for r in cold_rows:
+        by_paper[r["paper"]] = by_paper.get(r["paper"], 0.0) + (r.get("seconds") or 0.0)
+    budgets = {"kim2024": 15 * 60, "grasse2026": 8 * 60, "kong2025": 8 * 60}
+    per_paper = [row(f"{p} claims, cold (sum of claim times)", round(s, 1), "s",
+                     f"≤ {budgets.get(p, 0) // 60} min", s <= budgets[p] if p in budgets else None)
+                 for p, s in sorted(by_paper.items())]
+    return per_paper + [row(f"claims suite{' -k ' + k if k else ''}, cold cache", round(cold, 1), "s",
+                "Kim ≤ 15 min, Grasse ≤ 8 min, Kong ≤ 8 min", note=f"{cold_miss} entries built"),
+            row("claims suite, warm cache (second run)", round(warm, 1), "s", "a fraction of cold; trains nothing",
+                warm_miss == 0, note=f"{warm_hits} cache hits, {warm_miss} misses"),
+            row("warm / cold time", round(warm / cold, 3), "ratio", "≪ 1")]
+
+
+BENCHES = {
+    "cache": bench_cache,
+    "logmel": bench_logmel,
+    "quilting": bench_quilting,
+    "corpus": bench_corpus,
+    "kim_cnn": bench_kim_cnn,
+}
+
+
+def format_row(r: dict) -> str:
+    ok = {True: "ok", False: "MISSED", None: ""}[r.get("ok")]
+    return f"{r['what'][:70]:<70}  {str(r['value']):>14} {r['unit']:<12} {ok:<6} {r['target']} {r.get('note', '')}".rstrip()
+
+
+def table(rows: list[dict]) -> str:
+    head = f"{'what':<70}  {'measured':>14} {'unit':<12} {'':<6} target"
+    return "\n".join([head, "-" * len(head)] + [format_row(r) for r in rows])
