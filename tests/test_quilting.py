@@ -1,0 +1,176 @@
+"""Sound quilting: properties, analytical cases, the numpy reference as an oracle, the Kim framing."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.errors import UserError
+from stimuli.quilting import (KIM_SEG_MS, ORDERING_DEFAULTS, ORDERINGS, benchmark_quilting, cut_and_zero, quilt, quilt_batch,
+                              quilt_params, quilt_stimuli, reference_quilt_numpy, reflect_index)
+
+torch.set_num_threads(1)
+
+
+def _signal(n_samples: int, sr: int, seed: int, n_clips: int = 1) -> np.ndarray:
+    """Noise under a slow envelope plus a gliding tone: segments differ from each other."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_samples) / sr
+    env = 0.3 + np.abs(np.sin(2 * np.pi * rng.uniform(0.3, 3.0, (n_clips, 1)) * t))
+    f = rng.uniform(150, 600, (n_clips, 1)) * (1 + 0.5 * t / t[-1])
+    x = env * (np.sin(2 * np.pi * np.cumsum(f, axis=1) / sr) + 0.3 * rng.standard_normal((n_clips, n_samples)))
+    return x.astype(np.float32)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sr=st.sampled_from([4000, 8000]), seg_ms=st.sampled_from([50.0, 80.0, 125.0]),
+       n_seg=st.integers(1, 12), extra=st.integers(0, 150), ordering=st.sampled_from(ORDERINGS),
+       seed=st.integers(0, 2**31 - 1))
+def test_quilt_properties(sr, seg_ms, n_seg, extra, ordering, seed):
+    p0 = quilt_params(10**6, sr, seg_ms, ordering)
+    n_samples = n_seg * p0.seg_samples + min(extra, p0.seg_samples - 1)
+    x = _signal(n_samples, sr, seed)[0]
+    q = quilt(x, sr, seg_ms, ordering, seed=seed)
+    seg, S, F = q.seg_samples, q.max_shift_samples, q.fade_samples
+    h = F // 2
+    # length as documented; each segment exactly once; shifts within the maximum
+    assert q.audio.shape == (n_seg * seg,)
+    assert sorted(q.order.tolist()) == list(range(n_seg))
+    assert q.shifts_samples[0] == 0 and np.all(np.abs(q.shifts_samples) <= S)
+    assert S == int(np.floor(ORDERING_DEFAULTS[ordering]["max_shift_ms"] * sr / 1000 + 0.5))
+    # made of the source's segments: outside the fades, slot p plays its segment displaced by its shift
+    for p_, (b, s) in enumerate(zip(q.order, q.shifts_samples)):
+        lo = 0 if p_ == 0 else F - h
+        hi = seg if p_ == n_seg - 1 else seg - h
+        src = b * seg + s + np.arange(lo, hi)
+        ok = (src >= 0) & (src < n_samples)
+        np.testing.assert_array_equal(q.audio[p_ * seg + lo: p_ * seg + hi][ok], x[src[ok]])
+        mirrored = np.where(src < 0, -src, 2 * (n_samples - 1) - src)    # reads outside the source mirror it
+        np.testing.assert_array_equal(q.audio[p_ * seg + lo: p_ * seg + hi][~ok], x[mirrored[~ok]])
+    # the same seed gives the same quilt
+    q2 = quilt(x, sr, seg_ms, ordering, seed=seed)
+    np.testing.assert_array_equal(q.audio, q2.audio)
+    np.testing.assert_array_equal(q.order, q2.order)
+
+
+@pytest.mark.parametrize("ordering", ORDERINGS)
+def test_one_segment_gives_the_source_back(ordering):
+    sr = 8000
+    x = _signal(sr, sr, 3)[0]
+    q = quilt(x, sr, 1000.0, ordering, seed=5)
+    np.testing.assert_array_equal(q.audio, x)
+    assert q.order.tolist() == [0] and q.shifts_samples.tolist() == [0]
+
+
+@pytest.mark.parametrize("ordering", ORDERINGS)
+def test_order_is_shuffled_and_original_successor_excluded(ordering):
+    sr = 8000
+    x = _signal(4 * sr, sr, 1)[0]
+    q = quilt(x, sr, 100.0, ordering, seed=0)
+    steps = np.diff(q.order)
+    # only the very last placement may follow the original order
+    assert np.sum(steps[:-1] == 1) == 0
+    assert not np.array_equal(q.order, np.sort(q.order))
+
+
+def test_stationary_tone_is_joined_without_clicks():
+    """Analytical: quilting a steady sine must give a steady sine; shifts re-align the phase."""
+    sr, f0 = 8000, 220.0
+    x = np.sin(2 * np.pi * f0 * np.arange(2 * sr) / sr).astype(np.float32)
+    max_step = np.abs(np.diff(x)).max()
+    for ordering in ORDERINGS:
+        q = quilt(x, sr, 50.0, ordering, seed=2)
+        assert np.abs(np.diff(q.audio)).max() <= 1.05 * max_step
+        # the envelope stays flat: the cross-fades mix in-phase signals
+        assert np.abs(q.audio).reshape(-1, 80).max(axis=1).min() > 0.95
+    # without the shift search, the joins are out of phase and the fades dip
+    q0 = quilt(x, sr, 50.0, "kim2024", seed=2, max_shift_ms=0.0)
+    assert np.abs(q0.audio).reshape(-1, 80).max(axis=1).min() < 0.9
+
+
+@pytest.mark.parametrize("ordering", ORDERINGS)
+@pytest.mark.parametrize("seg_ms", [50.0, 400.0])
+def test_fast_path_matches_the_numpy_reference(ordering, seg_ms):
+    sr = 22050
+    x = _signal(2 * sr, sr, 11, n_clips=2)
+    fast64 = quilt_batch(x, sr, seg_ms, ordering, seed=4, dtype=torch.float64)
+    fast32 = quilt_batch(x, sr, seg_ms, ordering, seed=4)
+    for i in range(2):
+        ref = reference_quilt_numpy(x[i], sr, seg_ms, ordering, seed=4, clip_index=i)
+        np.testing.assert_array_equal(fast64.order[i], ref.order)
+        np.testing.assert_array_equal(fast64.shifts_samples[i], ref.shifts_samples)
+        np.testing.assert_allclose(fast64.audio[i], ref.audio, atol=1e-6)
+        np.testing.assert_array_equal(fast32.order[i], ref.order)
+        assert np.mean(fast32.shifts_samples[i] == ref.shifts_samples) >= 0.95
+
+
+def test_single_clip_equals_batch_row_zero_and_seeds_differ():
+    sr = 8000
+    x = _signal(2 * sr, sr, 7, n_clips=3)
+    qb = quilt_batch(x, sr, 100.0, "kim2024", seed=9)
+    q0 = quilt(x[0], sr, 100.0, "kim2024", seed=9)
+    np.testing.assert_array_equal(qb.audio[0], q0.audio)
+    starts = {int(quilt(x[0], sr, 100.0, "kim2024", seed=s).order[0]) for s in range(8)}
+    assert len(starts) > 1
+
+
+def test_reflect_index_matches_numpy_reflect_pad():
+    for n, pad in [(10, 3), (10, 25), (7, 0), (2, 5)]:
+        x = np.arange(n)
+        np.testing.assert_array_equal(x[reflect_index(n, pad)], np.pad(x, pad, mode="reflect"))
+
+
+def test_paper_defaults_in_samples():
+    p = quilt_params(10 * 22050, 22050, 50.0, "kim2024")
+    assert (p.seg_samples, p.fade_samples, p.max_shift_samples, p.win_samples, p.border_frames) == (1103, 551, 276, 551, 2)
+    p = quilt_params(10 * 22050, 22050, 50.0, "overath")
+    assert (p.fade_samples, p.max_shift_samples) == (662, 331)
+
+
+def test_bad_input_raises_user_error():
+    x = np.zeros(8000, np.float32)
+    with pytest.raises(UserError, match="ordering"):
+        quilt(x, 8000, 100.0, "random")
+    with pytest.raises(UserError, match="longer than the clip"):
+        quilt(x, 8000, 2000.0)
+    with pytest.raises(UserError, match="mono"):
+        quilt(np.zeros((2, 8000), np.float32), 8000, 100.0)
+    with pytest.raises(UserError, match="half"):
+        quilt(x, 8000, 50.0, max_shift_ms=40.0)
+
+
+def test_cut_and_zero_and_quilt_stimuli():
+    sr = 4000
+    x = _signal(10 * sr, sr, 5, n_clips=2) + 0.5
+    cz = cut_and_zero(x, sr)
+    assert cz.shape == (2, 10 * sr)
+    np.testing.assert_array_equal(cz[:, : 8 * sr], x[:, : 8 * sr])
+    assert np.all(cz[:, 8 * sr:] == 0)
+    stim = quilt_stimuli(x, sr, seg_ms=KIM_SEG_MS, seed=1)
+    np.testing.assert_array_equal(stim["original"], cz)
+    for ms in KIM_SEG_MS:
+        a = stim[float(ms)]
+        assert a.shape == (2, 10 * sr)
+        assert np.all(a[:, 8 * sr:] == 0)                        # 8 s is whole segments for every size
+        assert np.all(np.abs(a[:, : 8 * sr - 200]).max(axis=1) > 0)
+        assert stim["quilts"][float(ms)].order.shape[1] == round(8000 / ms)
+
+
+def test_benchmark_reports_ratio_and_agreement():
+    r = benchmark_quilting(n_clips=2, sr=8000, clip_s=2.0, seg_ms=(50.0, 200.0), n_reference_clips=1, repeats=1)
+    assert r["ms_per_clip_fast"] > 0 and r["ms_per_clip_reference"] > 0
+    assert r["speedup"] == pytest.approx(r["ms_per_clip_reference"] / r["ms_per_clip_fast"])
+    assert r["agreement"]["order"] == 1.0
+
+
+def test_all_sizes_at_once_equals_one_size_at_a_time():
+    from stimuli.quilting import quilt_multi
+    sr = 8000
+    x = _signal(3 * sr, sr, 13, n_clips=2)
+    sizes = (50.0, 125.0, 400.0, 3000.0)
+    multi = quilt_multi(x, sr, sizes, "overath", seed=6)
+    for ms in sizes:
+        one = quilt_batch(x, sr, ms, "overath", seed=6)
+        np.testing.assert_array_equal(multi[ms].order, one.order)
+        np.testing.assert_array_equal(multi[ms].shifts_samples, one.shifts_samples)
+        np.testing.assert_array_equal(multi[ms].audio, one.audio)
