@@ -134,6 +134,11 @@ def git_dirty() -> bool:
 def pytest_collection_modifyitems(config, items):
     """At the paper tier, stop at once (one line) when a selected claim's data root is missing."""
     st = config.stash[_STATE]
+    if st["device"].type != "cuda":
+        skip_gpu = pytest.mark.skip(reason=f"needs a CUDA device (running on {st['device']})")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip_gpu)
     if st["tier"] != "paper":
         return
     for item in items:
