@@ -4,15 +4,14 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pytest
 
-from harness.spec import FAIL, PASS, Claim, Evidence, evaluate
+from harness.spec import PASS, Claim, Evidence, evaluate
 
 REPORT_FIELDS = ("claim_id", "paper", "tier", "statistic", "reported", "value", "ci_low", "ci_high",
                  "comparator", "threshold", "verdict", "expected", "controls", "mlflow_run_id", "seconds")
@@ -179,18 +178,20 @@ class ClaimRun:
             raise TypeError(f"{spec.id}: the claim function must return {{'main': Evidence, <control>: Evidence}}")
         verdict, per = evaluate(spec, result["main"], require_all=True)
         controls, control_detail, mismatches = {}, {}, []
-        for name, declared in spec.controls.items():
+        for name, declared in spec.declared_controls(self.tier).items():
+            accepted = (declared,) if isinstance(declared, str) else tuple(declared)
+            shown = " or ".join(accepted)
             ev = result.get(name)
             if ev is None:
                 controls[name] = "MISSING"
-                mismatches.append(f"control {name!r} was declared ({declared}) but not computed")
+                mismatches.append(f"control {name!r} was declared ({shown}) but not computed")
                 continue
             got, detail = evaluate(spec, ev, require_all=False)
             controls[name] = got
-            control_detail[name] = {"declared": declared, "verdict": got, "criteria": detail,
+            control_detail[name] = {"declared": shown, "verdict": got, "criteria": detail,
                                     "values": ev.values, "note": ev.note}
-            if got != declared:
-                mismatches.append(f"control {name!r} got {got}, declared {declared}")
+            if got not in accepted:
+                mismatches.append(f"control {name!r} got {got}, declared {shown}")
         undeclared = sorted(set(result) - set(spec.controls) - {"main"})
         head = spec.headline
         head_est = result["main"].estimates[head.statistic]
@@ -202,6 +203,9 @@ class ClaimRun:
             "comparator": head.comparator, "threshold": head.threshold, "threshold_source": head.source,
             "verdict": verdict, "expected": expected,
             "expected_reason": self.tier_spec.reason, "controls": controls,
+            "controls_redeclared": ({k: list(v) if not isinstance(v, str) else v
+                                     for k, v in self.tier_spec.controls.items()} | {"reason": self.tier_spec.controls_reason}
+                                    if self.tier_spec.controls else {}),
             "control_mismatches": mismatches, "criteria": per,
             "mlflow_run_id": self.run_id, "seconds": round(time.perf_counter() - self._t0, 2),
             "spec_sha256": spec.sha256(), "nodeid": self.nodeid, "device": str(self.device),

@@ -68,7 +68,7 @@ def _build_state(config) -> dict:
     cache_dir = config.getoption("cache_dir")
     report_root = Path(config.getoption("report_dir"))
     if not report_root.is_absolute():
-        report_root = Path(config.rootpath) / report_root
+        report_root = REPO_ROOT / report_root
     return {"session_id": session_id, "tier": config.getoption("tier"), "device": device,
             "seeds": config.getoption("seeds"), "mlflow_uri": uri,
             "cache": Cache(cache_dir) if cache_dir else Cache(default_cache_root()),

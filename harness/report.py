@@ -93,6 +93,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
                          f"{d['comparator']} {d['threshold']:g} → {d['verdict']} ({e.get('method', '')})")
         for name, v in (r.get("controls") or {}).items():
             lines.append(f"- control `{name}`: {v}")
+        if r.get("controls_redeclared"):
+            red = {k: v for k, v in r["controls_redeclared"].items() if k != "reason"}
+            lines.append(f"- controls re-declared at this tier: {red} ({r['controls_redeclared'].get('reason', '')})")
         for m in r.get("control_mismatches") or []:
             lines.append(f"- **{m}**")
         if r.get("skip_reason"):

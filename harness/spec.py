@@ -118,14 +118,26 @@ class Tier:
     expect: str = PASS
     reason: str = ""
     data: tuple = ()
+    controls: Mapping = field(default_factory=dict)
+    controls_reason: str = ""
 
     def __post_init__(self):
         if self.expect not in VERDICTS:
             raise ValueError(f"expect={self.expect!r} must be one of {VERDICTS}")
         if self.expect != PASS and not self.reason:
             raise ValueError("a declared non-replication (expect != PASS) needs a reason")
+        if self.controls and not self.controls_reason:
+            raise ValueError("a tier that re-declares a control's verdict needs controls_reason (what was measured)")
+        for name, v in self.controls.items():
+            allowed = (v,) if isinstance(v, str) else tuple(v)
+            if not allowed or any(a not in VERDICTS for a in allowed):
+                raise ValueError(f"tier control {name!r}: {v!r} is not a verdict or a tuple of verdicts")
+            if PASS in allowed and FAIL in allowed:
+                raise ValueError(f"tier control {name!r}: accepting both PASS and FAIL would make it unfalsifiable")
         object.__setattr__(self, "settings", dict(self.settings))
         object.__setattr__(self, "data", tuple(self.data))
+        object.__setattr__(self, "controls", {k: (v if isinstance(v, str) else tuple(v))
+                                              for k, v in self.controls.items()})
 
 
 @dataclass(frozen=True)
@@ -194,6 +206,13 @@ class Claim:
                 raise ValueError(f"{self.id}: unknown tier {t!r}")
         if "ci" not in self.tiers:
             raise ValueError(f"{self.id}: every claim needs a 'ci' tier")
+        for tname in self.tiers:
+            if FAIL not in self.declared_controls(tname).values():
+                raise ValueError(f"{self.id}: at tier {tname!r} no control is declared to FAIL strictly")
+        for tname, t in self.tiers.items():
+            for name in t.controls:
+                if name not in self.controls:
+                    raise ValueError(f"{self.id}: tier {tname!r} re-declares unknown control {name!r}")
         stats = [c.statistic for c in self.criteria]
         if len(set(stats)) != len(stats):
             raise ValueError(f"{self.id}: criteria statistics must be unique")
@@ -216,6 +235,16 @@ class Claim:
         """SHA-256 of the canonical spec: a silently edited threshold changes it."""
         blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
+
+    def declared_controls(self, tier: str) -> dict:
+        """Control name → accepted verdict(s) at ``tier`` (the tier may re-declare, with a reason).
+
+        At least one control must still be declared to FAIL strictly at every tier.
+        """
+        out = dict(self.controls)
+        if tier in self.tiers:
+            out.update(self.tiers[tier].controls)
+        return out
 
     def tier(self, name: str) -> Tier:
         if name not in self.tiers:

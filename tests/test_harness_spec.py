@@ -94,3 +94,18 @@ def test_evaluate_main_requires_every_criterion_controls_may_cover_a_subset():
         evaluate(spec, Evidence({"ratio": Estimate.point(2.0)}))
     verdict, per = evaluate(spec, Evidence({"ratio": Estimate(1.0, 0.9, 1.1)}), require_all=False)
     assert verdict == FAIL and set(per) == {"ratio"}
+
+
+def test_a_tier_may_redeclare_a_control_with_a_reason_but_never_unfalsifiably():
+    with pytest.raises(ValueError, match="controls_reason"):
+        Tier({}, controls={"random_init": (FAIL, INCONCLUSIVE)})
+    with pytest.raises(ValueError, match="unfalsifiable"):
+        Tier({}, controls={"random_init": (FAIL, PASS)}, controls_reason="x")
+    with pytest.raises(ValueError, match="unknown control"):
+        make_spec(tiers={"ci": Tier({}, controls={"nope": FAIL}, controls_reason="x")})
+    with pytest.raises(ValueError, match="no control is declared to FAIL strictly"):
+        make_spec(tiers={"ci": Tier({}, controls={"random_init": (FAIL, INCONCLUSIVE)}, controls_reason="m")})
+    spec = make_spec(controls={"random_init": FAIL, "shuffled": FAIL},
+                     tiers={"ci": Tier({}, controls={"shuffled": (FAIL, INCONCLUSIVE)}, controls_reason="measured")})
+    assert spec.declared_controls("ci") == {"random_init": FAIL, "shuffled": (FAIL, INCONCLUSIVE)}
+    assert spec.declared_controls("paper") == {"random_init": FAIL, "shuffled": FAIL}

@@ -1,0 +1,293 @@
+"""Shared conditions of the Grasse & Tata 2026 claims: stimuli, training, activations, RSA (cached).
+
+For one architecture and seed: the starting encoder (``untouched``), a copy trained with the
+architecture's SSL objective on speech + music (``ssl``) and a copy trained on frame-wise
+transcription (``transcription``), same updates, batch, crop and learning rate. Every condition is
+run through the same RSA on the same pitch set. Reference representations (log-mel, log-CQT,
+chroma-CQT, an oracle pitch-class code, shuffled labels) are run through the identical pipeline.
+
+``ci`` tier: tiny configurations built from a config, trained from a seeded random init on the
+embedded speech-like babble (``stimuli.corpus.speech_source``) and music (``stimuli.music``).
+``paper`` tier: checkpoints from ``--checkpoints`` (``<root>/wav2vec2`` and ``<root>/data2vec``
+folders, or a ``hub_ids.json`` mapping arch -> hub id), speech / music folders of audio files from
+``--speech-audio`` / ``--music-audio``, and transcription data from ``--transcription-data`` as
+``*.npz`` files with ``audio`` (16 kHz), ``piano_roll`` [frames, 128] and ``frame_times_s``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from analysis.rsa import RSAResult, condition_means, rdm, rsa_layers
+from harness.errors import UserError
+from stimuli.pitch import PITCH_TIMBRES, pitch_features, pitch_set
+
+ARCHS = ("wav2vec2", "data2vec")
+CONDITIONS = ("untouched", "ssl", "transcription")
+SR = 16000
+VERSION = "grasse2026-conditions-1"
+
+CI_SETTINGS = dict(seeds=2, steps=200, batch_size=8, crop_s=1.0, lr=3e-3, hidden=64, n_layers=3,
+                   conv_channels=32, ssl_clips=48, music_tracks=32, clip_s=4.0, n_exemplars=2, dur_s=0.5,
+                   n_perm=1000, n_boot=1000, oracle_noise=1.0, pos_weight=10.0, encoder_lr_scale=0.1)
+PAPER_SETTINGS = dict(seeds=3, steps=2000, batch_size=8, crop_s=4.0, lr=5e-5, ssl_clips=2000, music_tracks=500,
+                      clip_s=10.0, n_exemplars=4, dur_s=1.0, n_perm=10000, n_boot=2000, oracle_noise=1.0,
+                      pos_weight=10.0, encoder_lr_scale=0.1, hidden=None, n_layers=None, conv_channels=None)
+
+
+# ------------------------------------------------------------------------------------------ stimuli
+def stimuli(settings: dict):
+    """The pitch set (every semitone MIDI 36-83, the pitched timbres) and its acoustic RDM."""
+    ps = pitch_set(range(36, 84), timbres=PITCH_TIMBRES, n_exemplars=int(settings["n_exemplars"]),
+                   dur_s=float(settings["dur_s"]), sr=SR, seed=1234)
+    midi, mel = condition_means(pitch_features(ps.audio, ps.sr, "log_mel"), ps.midi)
+    return ps, midi, rdm(mel)
+
+
+def oracle_code(pitch_class, noise: float, rng: np.random.Generator, kappa: float = 1.0) -> np.ndarray:
+    """The true labels folded into 12 pitch classes: a von Mises bump over 12 pitch-class channels
+    (exp(kappa cos(2π(c - pc)/12)), so its correlation distance grows with circular pitch-class distance)
+    plus N(0, noise) per tone and channel."""
+    c = np.arange(12)
+    pc = np.asarray(pitch_class)[:, None]
+    code = np.exp(kappa * np.cos(2 * np.pi * (c[None, :] - pc) / 12))
+    return code + rng.normal(0.0, noise, size=code.shape)
+
+
+def reference(settings: dict, cache=None) -> dict:
+    """RSA of reference representations through the same pipeline (cached).
+
+    Keys: ``log_mel``, ``log_cqt``, ``chroma_cqt`` (time-averaged spectra), ``oracle_pitch_class``
+    (:func:`oracle_code`), ``shuffled_log_cqt`` (log-CQT with the
+    pitch labels permuted across pitches), ``shuffled_within_octave`` (oracle with pitch classes
+    permuted within octave). Also ``midi`` and ``acoustic`` (the acoustic-control RDM).
+    """
+    def build():
+        ps, midi, acoustic = stimuli(settings)
+        rng = np.random.default_rng(99)
+        feats = {k: pitch_features(ps.audio, ps.sr, k) for k in ("log_mel", "log_cqt", "chroma_cqt")}
+        onehot = oracle_code(ps.pitch_class, float(settings["oracle_noise"]), rng)
+        perm = rng.permutation(midi)
+        shuffled_keys = perm[np.searchsorted(midi, ps.midi)]
+        pc_perm = ps.midi.copy()
+        for o in np.unique(ps.octave):
+            m = np.arange(12 * (o + 1), 12 * (o + 2))
+            mp = rng.permutation(m)
+            sel = ps.octave == o
+            pc_perm[sel] = mp[np.searchsorted(m, ps.midi[sel])]
+        n_perm = int(settings["n_perm"])
+        out = {name: rsa_layers({name: f}, ps.midi, acoustic, n_perm=n_perm, seed=5) for name, f in feats.items()}
+        out["oracle_pitch_class"] = rsa_layers({"oracle": onehot}, ps.midi, acoustic, n_perm=n_perm, seed=5)
+        out["shuffled_log_cqt"] = rsa_layers({"log_cqt": feats["log_cqt"]}, shuffled_keys, acoustic,
+                                             n_perm=n_perm, seed=5)
+        out["shuffled_within_octave"] = rsa_layers({"oracle": onehot}, pc_perm, acoustic, n_perm=n_perm, seed=5)
+        out["midi"], out["acoustic"] = midi, acoustic
+        return out
+
+    if cache is None:
+        return build()
+    cfg = {k: settings[k] for k in ("n_exemplars", "dur_s", "n_perm", "oracle_noise")}
+    return cache.pickle("grasse2026-reference", cfg, build, version=VERSION)
+
+
+# ------------------------------------------------------------------------------------- training data
+def _audio_folder(folder, n_clips: int, clip_s: float, seed: int) -> np.ndarray:
+    import soundfile as sf
+    import torch
+    import torchaudio.functional as AF
+
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg"))
+    if not files:
+        raise UserError(f"no .wav/.flac/.ogg files under {folder}: point the option at a folder of audio")
+    rng = np.random.default_rng(seed)
+    n = int(round(clip_s * SR))
+    clips = []
+    for f in rng.permutation(files)[:n_clips]:
+        x, sr = sf.read(str(f), dtype="float32", always_2d=True)
+        x = AF.resample(torch.from_numpy(x.mean(1)), sr, SR).numpy() if sr != SR else x.mean(1)
+        if x.size >= n:
+            s = rng.integers(0, x.size - n + 1)
+            clips.append(x[s:s + n])
+    if not clips:
+        raise UserError(f"no file under {folder} is at least {clip_s} s long: use longer recordings")
+    return np.stack(clips)
+
+
+def training_data(tier: str, settings: dict, seed: int, data=None) -> dict:
+    """SSL audio [n, samples] (speech + music) and transcription audio / piano roll / frame times at 16 kHz."""
+    clip_s = float(settings["clip_s"])
+    if tier == "paper":
+        speech = _audio_folder(data.require("speech_audio"), settings["ssl_clips"] // 2, clip_s, seed)
+        music = _audio_folder(data.require("music_audio"), settings["ssl_clips"] // 2, clip_s, seed)
+        files = sorted(Path(data.require("transcription")).rglob("*.npz"))
+        if not files:
+            raise UserError("no *.npz under --transcription-data: write audio (16 kHz), piano_roll [frames, 128] "
+                            "and frame_times_s per excerpt (e.g. from MAESTRO)")
+        items = [np.load(f) for f in files[: settings["music_tracks"]]]
+        n = min(int(it["audio"].shape[0]) for it in items)
+        f = min(int(it["piano_roll"].shape[0]) for it in items)
+        return dict(ssl_audio=np.concatenate([speech, music]).astype(np.float32),
+                    music_audio=np.stack([it["audio"][:n] for it in items]).astype(np.float32),
+                    piano_roll=np.stack([it["piano_roll"][:f] for it in items]).astype(bool),
+                    frame_times_s=np.asarray(items[0]["frame_times_s"][:f], dtype=np.float64))
+    from stimuli.corpus import speech_source
+    from stimuli.music import music_source, render_music_set
+
+    rng = np.random.default_rng(10_000 + seed)
+    n_half = int(settings["ssl_clips"]) // 2
+
+    def first(x):
+        return x[0] if isinstance(x, tuple) else x
+
+    def fit(x):
+        n = int(round(clip_s * SR))
+        x = np.asarray(x, dtype=np.float32)[:n]
+        x = np.pad(x, (0, n - x.size))
+        return x / max(float(np.sqrt(np.mean(x ** 2))), 1e-8) * 0.05
+
+    ssl = [fit(first(speech_source(rng, clip_s, SR))) for _ in range(n_half)]
+    ssl += [fit(first(music_source(rng, clip_s, SR))) for _ in range(n_half)]
+    ms = render_music_set(n_tracks=int(settings["music_tracks"]), clip_s=clip_s, sr=SR, seed=20_000 + seed,
+                          frame_hop_s=0.01)
+    return dict(ssl_audio=np.stack(ssl), music_audio=np.asarray(ms.audio, dtype=np.float32),
+                piano_roll=np.asarray(ms.piano_roll, dtype=bool),
+                frame_times_s=np.asarray(ms.frame_times_s, dtype=np.float64))
+
+
+def _start_encoder(arch: str, tier: str, settings: dict, seed: int, data=None):
+    from models.ssl_audio import build_encoder, load_encoder, tiny_config
+
+    if tier == "paper":
+        root = Path(data.require("checkpoints"))
+        ids = root / "hub_ids.json"
+        src = json.loads(ids.read_text())[arch] if ids.exists() else root / arch
+        return load_encoder(src)
+    cfg = tiny_config(arch, hidden=int(settings["hidden"]), n_layers=int(settings["n_layers"]),
+                      conv_channels=int(settings["conv_channels"]))
+    return build_encoder(cfg, seed=seed)
+
+
+# ------------------------------------------------------------------------------------------ one run
+def condition_run(arch: str, seed: int, tier: str, settings: dict, device="cpu", cache=None, data=None) -> dict:
+    """Train the three conditions of one (architecture, seed) and run the RSA on each (cached).
+
+    Returns
+    -------
+    dict with ``results`` {condition: RSAResult}, ``losses`` {ssl, transcription}, ``transcription_f1``.
+    """
+    from models.adapters import TransformersAudioModel, activations
+    from models.ssl_audio import train_ssl, train_transcription, transcription_f1
+
+    if arch not in ARCHS:
+        raise UserError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
+
+    def build():
+
+        ps, midi, acoustic = stimuli(settings)
+        d = training_data(tier, settings, seed, data)
+        start = _start_encoder(arch, tier, settings, seed, data)
+        common = dict(steps=int(settings["steps"]), batch_size=int(settings["batch_size"]),
+                      crop_s=float(settings["crop_s"]), lr=float(settings["lr"]), seed=seed, device=device,
+                      encoder_lr_scale=float(settings.get("encoder_lr_scale", 1.0)))
+        ssl_enc, ssl_loss = train_ssl(start, d["ssl_audio"], SR, **common)
+        tr_enc, tr_model, tr_loss = train_transcription(start, d["music_audio"], d["piano_roll"],
+                                                        d["frame_times_s"], SR,
+                                                        pos_weight=settings.get("pos_weight"), **common)
+        n_eval = min(8, d["music_audio"].shape[0])
+        f1 = transcription_f1(tr_model, d["music_audio"][:n_eval], d["piano_roll"][:n_eval], d["frame_times_s"],
+                              SR, device=device)
+        results = {}
+        for name, enc in (("untouched", start), ("ssl", ssl_enc), ("transcription", tr_enc)):
+            acts = activations(TransformersAudioModel(enc, sample_rate=SR, normalize=True, device=device),
+                               ps.audio, ps.sr, batch_size=64, device=device)
+            results[name] = rsa_layers(acts, ps.midi, acoustic, n_perm=int(settings["n_perm"]), seed=11 + seed)
+        return {"results": results, "losses": {"ssl": ssl_loss, "transcription": tr_loss},
+                "transcription_f1": f1}
+
+    if cache is None:
+        return build()
+    cfg = dict(arch=arch, seed=int(seed), tier=tier, device_type=str(getattr(device, "type", device)),
+               settings={k: v for k, v in settings.items() if k not in ("seeds", "n_boot")})
+    return cache.pickle("grasse2026-condition", cfg, build, version=VERSION)
+
+
+def all_runs(run, arch: str) -> list:
+    """``condition_run`` for every seed of the tier, logging a child run per seed."""
+    out = []
+    for seed in run.seeds:
+        r = condition_run(arch, seed, run.tier, run.settings, run.device, run.cache, run.data)
+        with run.child(f"{arch}-seed-{seed}", params={"arch": arch, "seed": seed}) as child:
+            metrics = {"transcription_f1": r["transcription_f1"],
+                       "ssl_final_loss": float(np.mean(r["losses"]["ssl"][-10:])),
+                       "transcription_final_loss": float(np.mean(r["losses"]["transcription"][-10:]))}
+            for cond, res in r["results"].items():
+                for k, v in res.summary().items():
+                    if isinstance(v, (int, float)):
+                        metrics[f"{cond}.{k}"] = v
+            child.log_metrics(metrics)
+        out.append(r)
+    return out
+
+
+def results_by_condition(runs: list) -> dict:
+    """{condition: [RSAResult per seed]}."""
+    return {c: [r["results"][c] for r in runs] for c in CONDITIONS}
+
+
+def stack_rdms(results: list) -> np.ndarray:
+    """[S, L, k, k] from a list of RSAResult (one per seed)."""
+    return np.stack([r.rdms for r in results])
+
+
+def is_rsa(x) -> bool:
+    return isinstance(x, RSAResult)
+
+
+# ------------------------------------------------------------------------------------ estimates
+def height_estimate(results: list) -> "Estimate":
+    """Best-layer height ρ of each result (conditions x seeds): min/max interval, p = largest best-layer p."""
+    from analysis.stats import Estimate
+
+    rho = np.array([r.height_rho[r.best_height_layer] for r in results])
+    p = max(float(r.height_p[r.best_height_layer]) for r in results)
+    return Estimate(value=float(rho.mean()), low=float(rho.min()), high=float(rho.max()), p=p, n=len(results),
+                    method="min/max over models; p = largest permutation p at the best layers", level=None,
+                    samples=tuple(rho))
+
+
+def chroma_estimate(results: list) -> "Estimate":
+    """Best-layer partial chroma ρ (| height, acoustic) over seeds; p = largest FDR q at those layers."""
+    from analysis.stats import Estimate
+
+    rho = np.array([r.chroma_acoustic_rho[r.best_chroma_layer] for r in results])
+    q = max(float(r.chroma_acoustic_q[r.best_chroma_layer]) for r in results)
+    return Estimate(value=float(rho.mean()), low=float(rho.min()), high=float(rho.max()), p=q, n=len(results),
+                    method="min/max over seeds; p = largest BH q (across layers) at the best layers", level=None,
+                    samples=tuple(rho))
+
+
+def detected_layers(results: list, rho_min: float = 0.1, q_max: float = 0.05) -> "Estimate":
+    """Number of layers with partial chroma ρ > rho_min and FDR q < q_max, min/max over seeds."""
+    from analysis.stats import Estimate
+
+    counts = [int(np.sum((r.chroma_acoustic_rho > rho_min) & (r.chroma_acoustic_q < q_max))) for r in results]
+    return Estimate.over_seeds(counts)
+
+
+def log_profiles(run, by_condition: dict, arch: str, reference_results: dict | None = None) -> None:
+    """Log the ρ-against-layer figure and the best chroma layer's RDM (transcription, first seed)."""
+    import matplotlib.pyplot as plt
+
+    from analysis.rsa import plot_layer_profiles, plot_rdm
+
+    fig = plot_layer_profiles(by_condition, title=f"{arch}: height and partial chroma per layer")
+    run.log_figure(fig, f"profiles_{arch}.png")
+    plt.close(fig)
+    if "transcription" in by_condition:
+        r = by_condition["transcription"][0]
+        b = r.best_chroma_layer
+        fig = plot_rdm(r.rdms[b], r.midi, title=f"{arch} transcription, {r.layers[b]}")
+        run.log_figure(fig, f"rdm_best_{arch}.png")
+        plt.close(fig)

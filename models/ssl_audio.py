@@ -1,0 +1,372 @@
+"""Wav2Vec 2.0 and Data2Vec-audio: configurations, loading, SSL objectives, transcription head, training.
+
+Conditions of Grasse & Tata 2026 (our operationalisation), all from the same starting encoder:
+
+- ``untouched``: the starting weights (a checkpoint at the ``paper`` tier, a seeded random init at ``ci``);
+- ``ssl``: self-supervised on speech + music with the architecture's own objective —
+  wav2vec 2.0: ``Wav2Vec2ForPreTraining`` (span masking, sampled distractors, contrastive loss plus
+  the codebook diversity loss, Gumbel temperature annealed);
+  data2vec: an EMA teacher sees the unmasked input, the student the masked one; a linear head
+  regresses the student's output at masked frames onto the mean of the teacher's top-K hidden
+  states, each instance-normalised over time (L2 loss; teacher decay annealed linearly);
+- ``transcription``: a frame-wise 128-note piano-roll head (linear on the last hidden state) with
+  binary cross-entropy.
+
+SSL and transcription use the same optimiser, learning rate, batch size, crop length and number
+of updates. Simplifications (documented): the data2vec teacher tracks every encoder parameter
+(fairseq shares the CNN between teacher and student), and its targets are the blocks' outputs
+(fairseq takes the FFN output before the final layer norm).
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.errors import UserError
+
+ARCHS = ("wav2vec2", "data2vec")
+SAMPLE_RATE = 16000
+
+
+def tiny_config(arch: str, hidden: int = 64, n_layers: int = 3, n_heads: int = 4, conv_channels: int = 32,
+                mask_time_prob: float = 0.5, mask_time_length: int = 5, **overrides):
+    """A small configuration of the real transformers class (the ``ci`` tier).
+
+    The conv feature encoder keeps wav2vec 2.0's 7 layers, strides and kernels (20 ms frames,
+    25 ms receptive field at 16 kHz) with ``conv_channels`` channels; dropout and layer drop are off.
+
+    Parameters
+    ----------
+    arch : {"wav2vec2", "data2vec"}
+    hidden, n_layers, n_heads, conv_channels : int
+        Transformer width, depth, heads; conv channels per layer.
+    mask_time_prob, mask_time_length : float, int
+        Span-masking settings used by the SSL objectives.
+    **overrides
+        Any other config field.
+    """
+    from transformers import Data2VecAudioConfig, Wav2Vec2Config
+
+    common = dict(
+        hidden_size=hidden, num_hidden_layers=n_layers, num_attention_heads=n_heads,
+        intermediate_size=2 * hidden, conv_dim=(conv_channels,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2), hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+        feat_proj_dropout=0.0, final_dropout=0.0, layerdrop=0.0, mask_time_prob=mask_time_prob,
+        mask_time_length=mask_time_length, mask_time_min_masks=2, feat_extract_norm="group",
+        do_stable_layer_norm=False,
+    )
+    if arch == "wav2vec2":
+        common.update(num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, codevector_dim=32,
+                      proj_codevector_dim=32, num_codevector_groups=2, num_codevectors_per_group=32,
+                      num_negatives=20, diversity_loss_weight=0.1, feat_quantizer_dropout=0.0)
+        common.update(overrides)
+        return Wav2Vec2Config(**common)
+    if arch == "data2vec":
+        common.update(num_conv_pos_embeddings=2, conv_pos_kernel_size=5, num_conv_pos_embedding_groups=4)
+        common.update(overrides)
+        return Data2VecAudioConfig(**common)
+    raise UserError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
+
+
+def arch_of(encoder) -> str:
+    """``"wav2vec2"`` or ``"data2vec"`` from a built encoder or config."""
+    mt = getattr(getattr(encoder, "config", encoder), "model_type", "")
+    if mt == "wav2vec2":
+        return "wav2vec2"
+    if mt == "data2vec-audio":
+        return "data2vec"
+    raise UserError(f"model type {mt!r} is not wav2vec2 or data2vec-audio: pass one of those encoders")
+
+
+def build_encoder(config, seed: int = 0):
+    """A freshly initialised base encoder (``Wav2Vec2Model`` / ``Data2VecAudioModel``), seeded."""
+    from transformers import Data2VecAudioModel, Wav2Vec2Model
+
+    cls = Wav2Vec2Model if arch_of(config) == "wav2vec2" else Data2VecAudioModel
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(config).eval()
+
+
+def load_encoder(id_or_folder, local_files_only: bool = False):
+    """A pretrained wav2vec2 / data2vec-audio encoder from a hub id or a ``save_pretrained`` folder."""
+    from pathlib import Path
+
+    from transformers import AutoModel
+
+    src = str(id_or_folder)
+    local = local_files_only or Path(src).is_dir()
+    try:
+        model = AutoModel.from_pretrained(src, local_files_only=local)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load checkpoint {src!r} ({type(exc).__name__}): pass a local folder written by "
+                        f"save_pretrained or a reachable hub id such as facebook/wav2vec2-base") from None
+    model = getattr(model, "base_model", model)
+    arch_of(model)
+    return model.eval()
+
+
+def frame_count(encoder, n_samples: int) -> int:
+    """Number of encoder frames for a clip of ``n_samples``."""
+    return int(encoder._get_feat_extract_output_lengths(torch.tensor(n_samples)).item())
+
+
+def _normalize(x: torch.Tensor) -> torch.Tensor:
+    return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + 1e-7)
+
+
+def span_mask(batch: int, n_frames: int, mask_prob: float, mask_length: int, rng: np.random.Generator,
+              min_masks: int = 2) -> np.ndarray:
+    """wav2vec 2.0 span masking: about ``mask_prob * n_frames / mask_length`` spans of ``mask_length`` frames
+    start at distinct random frames (spans may overlap), at least ``min_masks`` spans; bool [batch, n_frames]."""
+    mask_length = max(1, min(int(mask_length), n_frames))
+    n_starts = n_frames - mask_length + 1
+    mask = np.zeros((batch, n_frames), dtype=bool)
+    for b in range(batch):
+        n_spans = int(mask_prob * n_frames / mask_length + rng.random())
+        n_spans = min(max(n_spans, min_masks), n_starts)
+        starts = rng.choice(n_starts, size=n_spans, replace=False)
+        idx = (starts[:, None] + np.arange(mask_length)[None, :]).ravel()
+        mask[b, idx] = True
+    return mask
+
+
+def sample_negatives(mask: np.ndarray, num_negatives: int, rng: np.random.Generator) -> np.ndarray:
+    """Distractor indices [batch, n_frames, K] into the flattened (batch * n_frames) features: for every
+    masked frame, K other masked frames of the same clip drawn uniformly with replacement (the
+    ``sampled_negative_indices`` format of ``Wav2Vec2ForPreTraining``)."""
+    batch, n_frames = mask.shape
+    out = np.zeros((batch, n_frames, num_negatives), dtype=np.int64)
+    for b in range(batch):
+        pos = np.flatnonzero(mask[b])
+        if pos.size < 2:
+            continue
+        draw = rng.integers(0, pos.size - 1, size=(pos.size, num_negatives))
+        draw = draw + (draw >= np.arange(pos.size)[:, None])          # skip the frame itself
+        out[b, pos] = pos[draw] + b * n_frames
+    return out
+
+
+def _crops(audio: np.ndarray, batch_size: int, crop: int, rng: np.random.Generator):
+    idx = rng.integers(0, audio.shape[0], size=batch_size)
+    starts = rng.integers(0, audio.shape[1] - crop + 1, size=batch_size)
+    return idx, starts
+
+
+def _check_audio(audio: np.ndarray, crop: int, name: str) -> np.ndarray:
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 2 or audio.shape[1] < crop:
+        raise UserError(f"{name} must be [n, samples] with at least crop_s of audio per clip, got {audio.shape}")
+    return audio
+
+
+def _optimizer(params, lr: float, steps: int, encoder_params=None, encoder_lr_scale: float = 1.0):
+    """AdamW with linear warm-up and cosine decay; ``encoder_params`` (a subset of ``params``) get
+    ``lr * encoder_lr_scale``."""
+    if encoder_params is not None and encoder_lr_scale != 1.0:
+        ids = {id(p) for p in encoder_params}
+        groups = [{"params": [p for p in params if id(p) not in ids], "lr": lr},
+                  {"params": [p for p in params if id(p) in ids], "lr": lr * encoder_lr_scale}]
+    else:
+        groups = [{"params": list(params), "lr": lr}]
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.01)
+    warm = max(1, steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps)))))
+    return opt, sched
+
+
+def train_ssl(encoder, audio: np.ndarray, sr: int, steps: int = 200, batch_size: int = 8, crop_s: float = 2.0,
+              lr: float = 5e-4, seed: int = 0, device="cpu", top_k: int | None = None,
+              ema_decay: tuple = (0.99, 0.999), encoder_lr_scale: float = 1.0, verbose: bool = False):
+    """Self-supervised training with the architecture's own objective; returns (trained copy, losses).
+
+    Parameters
+    ----------
+    encoder : Wav2Vec2Model or Data2VecAudioModel
+        The starting encoder (not modified).
+    audio : np.ndarray, shape (n, n_samples)
+        Speech + music waveforms at ``sr`` (must equal 16000, the encoders' rate).
+    steps, batch_size, crop_s, lr, seed
+        Updates, clips per update, random crop length in s, peak learning rate, seed.
+    top_k : int, optional
+        data2vec: number of top teacher layers averaged into the target (default: all layers).
+    ema_decay : (float, float)
+        data2vec: teacher decay at the first and last update (linear in between).
+    encoder_lr_scale : float
+        The encoder's learning rate is ``lr * encoder_lr_scale`` (objective heads use ``lr``).
+
+    Returns
+    -------
+    encoder : the trained copy (eval mode, on ``device``)
+    losses : np.ndarray [steps]
+    """
+    from tqdm.auto import tqdm
+
+    if sr != SAMPLE_RATE:
+        raise UserError(f"SSL audio at {sr} Hz: resample to {SAMPLE_RATE} Hz (the encoders' rate)")
+    arch = arch_of(encoder)
+    device = torch.device(device)
+    crop = int(round(crop_s * sr))
+    audio = _check_audio(audio, crop, "SSL audio")
+    rng = np.random.default_rng(seed)
+    gen_state = torch.random.fork_rng(devices=[])
+    gen_state.__enter__()
+    try:
+        torch.manual_seed(seed)
+        cfg = encoder.config
+        losses = np.zeros(steps)
+        if arch == "wav2vec2":
+            from transformers import Wav2Vec2ForPreTraining
+
+            model = Wav2Vec2ForPreTraining(cfg)
+            model.wav2vec2.load_state_dict(encoder.state_dict())
+            model.to(device).train()
+            student, teacher, head = model, None, None
+            params = list(model.parameters())
+            enc_params = list(model.wav2vec2.parameters())
+        else:
+            student = copy.deepcopy(encoder).to(device).train()
+            teacher = copy.deepcopy(encoder).to(device).eval()
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+            head = torch.nn.Linear(cfg.hidden_size, cfg.hidden_size).to(device)
+            params = list(student.parameters()) + list(head.parameters())
+            enc_params = list(student.parameters())
+            k = int(top_k or cfg.num_hidden_layers)
+        opt, sched = _optimizer(params, lr, steps, enc_params, encoder_lr_scale)
+        n_frames = frame_count(encoder, crop)
+        for step in tqdm(range(steps), disable=not verbose, desc=f"ssl {arch}"):
+            idx, starts = _crops(audio, batch_size, crop, rng)
+            xb = torch.from_numpy(np.stack([audio[i, s:s + crop] for i, s in zip(idx, starts)])).to(device)
+            xb = _normalize(xb)
+            mask_np = span_mask(batch_size, n_frames, cfg.mask_time_prob, cfg.mask_time_length, rng)
+            mask = torch.from_numpy(mask_np).to(device)
+            if arch == "wav2vec2":
+                frac = step / max(1, steps - 1)
+                model.set_gumbel_temperature(max(2.0 * (0.5 / 2.0) ** frac, 0.5))
+                neg = sample_negatives(mask_np, cfg.num_negatives, rng)
+                out = model(xb, mask_time_indices=mask, sampled_negative_indices=torch.from_numpy(neg).to(device))
+                loss = out.loss / mask.sum()
+            else:
+                with torch.no_grad():
+                    hs = teacher(xb, output_hidden_states=True).hidden_states[-k:]
+                    target = torch.stack([F.instance_norm(h.transpose(1, 2)).transpose(1, 2) for h in hs]).mean(0)
+                pred = head(student(xb, mask_time_indices=mask).last_hidden_state)
+                loss = F.mse_loss(pred[mask], target[mask])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            sched.step()
+            if arch == "data2vec":
+                tau = ema_decay[0] + (ema_decay[1] - ema_decay[0]) * step / max(1, steps - 1)
+                with torch.no_grad():
+                    for pt, ps in zip(teacher.parameters(), student.parameters()):
+                        pt.mul_(tau).add_(ps.detach(), alpha=1 - tau)
+            losses[step] = float(loss.detach())
+    finally:
+        gen_state.__exit__(None, None, None)
+    trained = model.wav2vec2 if arch == "wav2vec2" else student
+    return trained.eval(), losses
+
+
+def roll_at_frames(piano_roll: np.ndarray, frame_times_s: np.ndarray, n_frames: int, start_s: np.ndarray,
+                   sr: int, hop: int = 320, receptive: int = 400) -> np.ndarray:
+    """Piano-roll targets [b, n_frames, 128] at the encoder's frame centres for crops starting at ``start_s``.
+
+    Encoder frame k covers samples [k*hop, k*hop + receptive); its centre is mapped to the nearest
+    piano-roll frame.
+    """
+    centres = (np.arange(n_frames) * hop + receptive / 2) / sr                    # [T] s within the crop
+    t = np.asarray(start_s)[:, None] + centres[None, :]                          # [b, T]
+    j = np.clip(np.searchsorted(frame_times_s, t), 1, len(frame_times_s) - 1)
+    left = frame_times_s[j - 1]
+    j = np.where(np.abs(t - left) <= np.abs(frame_times_s[j] - t), j - 1, j)
+    return np.asarray(piano_roll)[np.arange(t.shape[0])[:, None], j]
+
+
+class TranscriptionModel(torch.nn.Module):
+    """Encoder plus a frame-wise linear piano-roll head (128 MIDI notes, logits)."""
+
+    def __init__(self, encoder, n_notes: int = 128):
+        super().__init__()
+        self.encoder = encoder
+        self.head = torch.nn.Linear(encoder.config.hidden_size, n_notes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(_normalize(x)).last_hidden_state)
+
+
+def train_transcription(encoder, audio: np.ndarray, piano_roll: np.ndarray, frame_times_s: np.ndarray, sr: int,
+                        steps: int = 200, batch_size: int = 8, crop_s: float = 2.0, lr: float = 5e-4,
+                        seed: int = 0, device="cpu", pos_weight: float | None = None,
+                        encoder_lr_scale: float = 1.0, verbose: bool = False):
+    """Supervised frame-wise transcription (BCE on a 128-note piano roll); returns (encoder copy, model, losses).
+
+    Parameters
+    ----------
+    encoder : Wav2Vec2Model or Data2VecAudioModel
+        The starting encoder (not modified).
+    audio : np.ndarray, shape (n, n_samples)
+        Music at ``sr`` (16000).
+    piano_roll : np.ndarray of bool, shape (n, n_roll_frames, 128)
+    frame_times_s : np.ndarray, shape (n_roll_frames,)
+        Time of every piano-roll frame in s.
+    steps, batch_size, crop_s, lr, seed
+        As in :func:`train_ssl` (keep them equal across conditions).
+    pos_weight : float, optional
+        BCE weight of positive (sounding) frames.
+    encoder_lr_scale : float
+        The encoder's learning rate is ``lr * encoder_lr_scale`` (the head uses ``lr``).
+    """
+    from tqdm.auto import tqdm
+
+    if sr != SAMPLE_RATE:
+        raise UserError(f"transcription audio at {sr} Hz: resample to {SAMPLE_RATE} Hz (the encoders' rate)")
+    crop = int(round(crop_s * sr))
+    audio = _check_audio(audio, crop, "transcription audio")
+    piano_roll = np.asarray(piano_roll)
+    if piano_roll.ndim != 3 or piano_roll.shape[0] != audio.shape[0] or piano_roll.shape[2] != 128:
+        raise UserError(f"piano_roll must be [n_clips, frames, 128] matching audio, got {piano_roll.shape}")
+    frame_times_s = np.asarray(frame_times_s, dtype=np.float64)
+    device = torch.device(device)
+    rng = np.random.default_rng(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = TranscriptionModel(copy.deepcopy(encoder)).to(device).train()
+        params = list(model.parameters())
+        opt, sched = _optimizer(params, lr, steps, list(model.encoder.parameters()), encoder_lr_scale)
+        n_frames = frame_count(encoder, crop)
+        pw = None if pos_weight is None else torch.tensor(float(pos_weight), device=device)
+        losses = np.zeros(steps)
+        for step in tqdm(range(steps), disable=not verbose, desc="transcription"):
+            idx, starts = _crops(audio, batch_size, crop, rng)
+            xb = torch.from_numpy(np.stack([audio[i, s:s + crop] for i, s in zip(idx, starts)])).to(device)
+            yb = roll_at_frames(piano_roll[idx], frame_times_s, n_frames, starts / sr, sr)
+            yb = torch.from_numpy(yb.astype(np.float32)).to(device)
+            loss = F.binary_cross_entropy_with_logits(model(xb), yb, pos_weight=pw)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            sched.step()
+            losses[step] = float(loss.detach())
+    model.eval()
+    return model.encoder, model, losses
+
+
+@torch.no_grad()
+def transcription_f1(model: TranscriptionModel, audio: np.ndarray, piano_roll: np.ndarray,
+                     frame_times_s: np.ndarray, sr: int, threshold: float = 0.5, device="cpu") -> float:
+    """Frame-level micro F1 of the piano-roll head on whole clips (a sanity check of the training)."""
+    x = torch.from_numpy(np.asarray(audio, dtype=np.float32)).to(device)
+    logits = model.to(device)(x).cpu().numpy()
+    y = roll_at_frames(piano_roll, np.asarray(frame_times_s), logits.shape[1], np.zeros(len(x)), sr)
+    pred = logits > math.log(threshold / (1 - threshold))
+    tp = np.sum(pred & y)
+    return float(2 * tp / max(1, pred.sum() + y.sum()))
