@@ -1,0 +1,402 @@
+"""Shared, cached networks and features for every Kim et al. (2024) claim.
+
+Every claim of the paper analyses the same networks, so they are trained once per (condition,
+seed) and stored in the harness cache; features of every stimulus set are extracted once per
+network with a forward hook on the pooled layer and cached too. A claim builds
+:class:`KimConditions` from its run and asks for what it needs; the first claim pays, the others
+hit the cache.
+
+Conditions (Kim et al.): ``without_music`` (the main networks), ``with_music``,
+``random_init`` (untrained), ``shuffled_labels`` (memorisation) and
+``without_music_and_speech``.
+
+Tier settings live here (:data:`CI_SETTINGS`, :data:`PAPER_SETTINGS`) so that every claim
+requests exactly the same networks; a claim may only change ``seeds``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from analysis.stats import Estimate
+from harness.errors import UserError
+
+log = logging.getLogger(__name__)
+
+CONDITIONS = ("without_music", "with_music", "random_init", "shuffled_labels", "without_music_and_speech")
+QUILT_SEG_MS = (50, 100, 200, 400, 800, 1600)
+MODEL_VERSION = "kim2024-model-1"
+FEATURE_VERSION = "kim2024-features-1"
+
+#: ci tier: the embedded corpus, 1/4-width CNN, 2-s clips. Seeds: main and random init use
+#: ``seeds``; the other trained conditions use ``seeds_other`` (budget, declared in each spec).
+CI_SETTINGS = dict(
+    corpus="embedded", clips=2400, clip_s=2.0, corpus_seed=0, width=0.25, epochs=20,
+    seeds=3, seeds_other=2,
+    shuffled_clips=480, shuffled_epochs=40,      # memorisation: a subset it can memorise within budget
+    quilt_clips=48, quilt_cut_s=1.6, quilt_ordering="kim2024",
+)
+#: paper tier: AudioSet from the user's disk, the full CNN, 10-s clips, 100 epochs, 5 seeds.
+PAPER_SETTINGS = dict(
+    corpus="audioset", clip_s=10.0, width=1.0, epochs=100,
+    seeds=5, seeds_other=5, shuffled_clips=None, shuffled_epochs=200,
+    quilt_clips=200, quilt_cut_s=8.0, quilt_ordering="kim2024",
+)
+
+
+def tier_settings(tier: str, **overrides) -> dict:
+    """The shared settings of a tier (a claim passes the result as its ``Tier.settings``)."""
+    base = {"ci": CI_SETTINGS, "paper": PAPER_SETTINGS}[tier]
+    return dict(base, **overrides)
+
+
+@dataclass
+class Split:
+    """Indices of analysis clips (music or non-music, never mixed) in one split."""
+
+    idx: np.ndarray
+    is_music: np.ndarray
+
+
+class KimConditions:
+    """Cached networks and features for one claim run.
+
+    Parameters
+    ----------
+    settings : dict
+        Tier settings (see :data:`CI_SETTINGS`).
+    cache : harness.cache.Cache
+    device : torch.device
+    data : harness.options.DataRoots, optional
+        For the paper tier (AudioSet) and the 165 natural sounds.
+    verbose : bool
+        Progress bars.
+    """
+
+    def __init__(self, settings: dict, cache, device, data=None, verbose: bool = False):
+        self.s = dict(settings)
+        self.cache = cache
+        self.device = torch.device(device)
+        self.data = data
+        self.verbose = verbose
+        self._clips = None
+        self._logmel = None
+        self.timings: dict = {}
+
+    @classmethod
+    def from_run(cls, run) -> "KimConditions":
+        return cls(run.settings, run.cache, run.device, run.data, verbose=getattr(run.session, "verbose", False))
+
+    # ------------------------------------------------------------------ seeds
+    def seeds(self, condition: str) -> list[int]:
+        """Seeds of a condition: ``seeds`` for the main and random-init networks, else ``seeds_other``."""
+        n_main = self.s["seeds"]
+        main = list(range(n_main)) if isinstance(n_main, int) else list(n_main)
+        if condition in ("without_music", "random_init"):
+            return main
+        n = min(int(self.s.get("seeds_other", len(main))), len(main))
+        return main[:n]
+
+    # ------------------------------------------------------------------ corpus
+    def clips(self):
+        """The training corpus (:class:`stimuli.dataset.ClipSet`), built once and cached."""
+        if self._clips is None:
+            t0 = time.perf_counter()
+            if self.s["corpus"] == "embedded":
+                from stimuli.corpus import CorpusConfig, make_corpus
+
+                cfg = CorpusConfig(n_clips=int(self.s["clips"]), clip_s=float(self.s["clip_s"]), sr=22050,
+                                   seed=int(self.s.get("corpus_seed", 0)))
+                self._clips = make_corpus(cfg, self.cache, progress=self.verbose)
+            elif self.s["corpus"] == "audioset":
+                self._clips = self._audioset()
+            else:
+                raise UserError(f"unknown Kim et al. corpus {self.s['corpus']!r}: use 'embedded' or 'audioset'")
+            self.timings["corpus_s"] = time.perf_counter() - t0
+        return self._clips
+
+    def _audioset(self):
+        from stimuli.loaders import load_audioset
+
+        if self.data is None:
+            raise UserError("the paper tier needs AudioSet: pass --audioset-audio and --audioset-meta")
+        clips, _ = load_audioset(self.data.require("audioset_meta"), self.data.require("audioset_audio"),
+                                 sr=22050, clip_s=float(self.s["clip_s"]), kim_dir=self.data.get("kim2024_lists"),
+                                 progress=self.verbose)
+        return clips
+
+    def corpus_key(self) -> dict:
+        c = self.clips()
+        return {"data_hash": c.manifest.get("hash", c.content_hash()), "n": len(c), "sr": c.sr}
+
+    def logmel(self) -> np.ndarray:
+        """Kim et al. log-mel of every corpus clip, ``[n, 64, frames]`` float32 (cached)."""
+        if self._logmel is None:
+            from stimuli.features import logmel
+
+            c = self.clips()
+            t0 = time.perf_counter()
+            self._logmel = self.cache.arrays(
+                "kim2024-logmel", self.corpus_key(),
+                lambda: {"x": logmel(c.audio, sr=c.sr, device=self.device)}, version="logmel-1")["x"]
+            self.timings["logmel_s"] = time.perf_counter() - t0
+        return self._logmel
+
+    def split(self, name: str) -> Split:
+        """Music (1) and non-music (0) clips of a split; mixed clips are excluded."""
+        c = self.clips()
+        lab = c.is_music
+        idx = np.flatnonzero((c.split == name) & (lab >= 0))
+        return Split(idx=idx, is_music=lab[idx] == 1)
+
+    def mean_training_rms(self) -> float:
+        """Mean RMS of the training split (Kim et al. normalise external sounds to it)."""
+        c = self.clips()
+        a = c.audio[c.split == "train"].astype(np.float64)
+        return float(np.sqrt((a ** 2).mean(axis=1)).mean())
+
+    # ------------------------------------------------------------------ models
+    def model_config(self, condition: str, seed: int) -> dict:
+        if condition not in CONDITIONS:
+            raise UserError(f"unknown Kim et al. condition {condition!r}: choose one of {', '.join(CONDITIONS)}")
+        cfg = dict(self.corpus_key(), condition=condition, seed=int(seed), width=float(self.s["width"]))
+        if condition == "random_init":
+            return cfg
+        cfg["epochs"] = int(self.s["shuffled_epochs"] if condition == "shuffled_labels" else self.s["epochs"])
+        if condition == "shuffled_labels":
+            cfg["shuffled_clips"] = self.s.get("shuffled_clips")
+            cfg["keep"] = "last"  # memorisation: keep the memorised weights, not the best-validation epoch
+        return cfg
+
+    def model(self, condition: str, seed: int):
+        """The network of a condition and seed (trained, or freshly initialised for ``random_init``).
+
+        Returns
+        -------
+        model : models.kim_cnn.KimCNN
+            In eval mode on the CPU.
+        meta : dict
+            ``curves``, ``best_epoch``, ``best_val_map``, ``train_clips_per_s``, ``seconds``,
+            ``n_train`` (empty for random init) and, for shuffled labels, ``train_map``.
+        """
+        from models.kim_cnn import build_kim_cnn
+
+        n_classes = self.clips().labels.shape[1]
+        if condition == "random_init":
+            return build_kim_cnn(n_classes, float(self.s["width"]), seed=int(seed)).eval(), {}
+        blob = self.cache.pickle("kim2024-model", self.model_config(condition, seed),
+                                 lambda: self._train(condition, seed), version=MODEL_VERSION)
+        model = build_kim_cnn(n_classes, float(self.s["width"]), seed=int(seed))
+        model.load_state_dict(blob["state_dict"])
+        return model.eval(), blob["meta"]
+
+    def _train(self, condition: str, seed: int) -> dict:
+        from models.training import TrainConfig, mean_average_precision, train_kim_cnn
+        from stimuli.dataset import training_variant
+
+        c = self.clips()
+        x = self.logmel()
+        excluded = self._excluded_ids()
+        variant = training_variant(c, condition, seed=seed, excluded_ids=excluded)
+        keep_ids = {cid: i for i, cid in enumerate(c.clip_ids)}
+        rows = np.array([keep_ids[cid] for cid in variant.clip_ids])
+        labels = variant.labels
+        tr = variant.split == "train"
+        va = variant.split == "val"
+        if condition == "shuffled_labels" and self.s.get("shuffled_clips"):
+            tr_idx = np.flatnonzero(tr)[: int(self.s["shuffled_clips"])]
+            tr = np.zeros_like(tr)
+            tr[tr_idx] = True
+        epochs = int(self.s["shuffled_epochs"] if condition == "shuffled_labels" else self.s["epochs"])
+        cfg = TrainConfig(epochs=epochs, width=float(self.s["width"]), seed=int(seed),
+                          keep="last" if condition == "shuffled_labels" else "best_val")
+        log.info("training KimCNN %s seed %d on %d clips for %d epochs", condition, seed, int(tr.sum()), epochs)
+        cpu0 = time.process_time()
+        res = train_kim_cnn(x[rows[tr]], labels[tr], x[rows[va]], labels[va], cfg, device=self.device,
+                            verbose=self.verbose)
+        meta = {"cpu_seconds": time.process_time() - cpu0, "torch_threads": torch.get_num_threads(),
+                "curves": res.curves, "best_epoch": res.best_epoch, "best_val_map": res.best_val_map,
+                "train_clips_per_s": res.train_clips_per_s, "seconds": res.seconds, "n_train": int(tr.sum()),
+                "epochs": epochs}
+        if condition == "shuffled_labels":  # memorisation check: AP on its own (shuffled) training labels
+            _, logits = res.model.features_and_logits(x[rows[tr]], device=self.device)
+            meta["train_map"] = mean_average_precision(labels[tr], logits)
+        return {"state_dict": {k: v.cpu() for k, v in res.model.state_dict().items()}, "meta": meta}
+
+    def _excluded_ids(self) -> set:
+        """Kim et al.'s hand-excluded clips (AudioSet only; the loader stores them in the manifest)."""
+        return set(self.clips().manifest.get("excluded_ids", ()))
+
+    # ------------------------------------------------------------------ features
+    def _features(self, condition: str, seed: int, stimulus: str, make_x) -> dict:
+        """Cached pooled features and logits of a network on a named stimulus set."""
+        def build():
+            model, _ = self.model(condition, seed)
+            model = model.to(self.device)
+            feats, logits = model.features_and_logits(make_x(), batch_size=256, device=self.device)
+            return {"features": feats, "logits": logits}
+
+        key = dict(self.model_config(condition, seed), stimulus=stimulus)
+        return self.cache.arrays("kim2024-features", key, build, version=FEATURE_VERSION)
+
+    def features(self, condition: str, seed: int) -> dict:
+        """Features ``[n_clips, n_pooled]`` and logits of every corpus clip."""
+        return self._features(condition, seed, "corpus", self.logmel)
+
+    def transformed_logmel(self, transform: str) -> dict:
+        """Log-mel of the training split's analysis clips after an amplitude manipulation.
+
+        ``transform``: ``"rms"`` (every clip RMS-normalised to the mean training RMS) or
+        ``"music_1_64"`` (then music attenuated to 1/64 of the mean non-music power).
+        Returns ``{"x": log-mel, "idx": corpus indices, "is_music": bool}``.
+        """
+        from stimuli.features import attenuate_to_power_ratio, logmel, power, rms_normalise
+
+        sp = self.split("train")
+        if transform not in ("rms", "music_1_64"):
+            raise UserError(f"unknown amplitude transform {transform!r}: use 'rms' or 'music_1_64'")
+
+        def build():
+            c = self.clips()
+            a = rms_normalise(c.audio[sp.idx], self.mean_training_rms())
+            if transform == "music_1_64":
+                ref = float(np.mean(power(a[~sp.is_music])))
+                a = np.array(a, copy=True)
+                a[sp.is_music] = attenuate_to_power_ratio(a[sp.is_music], ref, 1.0 / 64.0)
+            return {"x": logmel(a, sr=c.sr, device=self.device), "idx": sp.idx, "is_music": sp.is_music}
+
+        return self.cache.arrays("kim2024-logmel-amplitude", dict(self.corpus_key(), transform=transform),
+                                 build, version="logmel-amp-1")
+
+    def transformed_features(self, condition: str, seed: int, transform: str) -> np.ndarray:
+        return self._features(condition, seed, f"train-{transform}",
+                              lambda: self.transformed_logmel(transform)["x"])["features"]
+
+    # ------------------------------------------------------------------ 165 natural sounds
+    def natsound_logmel(self, root) -> dict:
+        """The 165 sounds at 22,050 Hz, RMS-normalised to the mean training RMS, as log-mel."""
+        from stimuli.features import logmel, rms_normalise
+        from stimuli.loaders import load_natsound165
+
+        def build():
+            ns = load_natsound165(root, sr=22050)
+            a = rms_normalise(ns.audio, self.mean_training_rms())
+            return {"x": logmel(a, sr=22050, device=self.device), "is_music": ns.is_music == 1,
+                    "categories": np.asarray(ns.categories).astype(str)}
+
+        return self.cache.arrays("kim2024-natsound165", dict(self.corpus_key(), root=str(root)), build,
+                                 version="natsound-1")
+
+    def natsound_features(self, condition: str, seed: int, root) -> np.ndarray:
+        return self._features(condition, seed, "natsound165", lambda: self.natsound_logmel(root)["x"])["features"]
+
+    # ------------------------------------------------------------------ quilts
+    def quilt_logmel(self, kind: str) -> dict:
+        """Log-mel of the originals and quilts of ``quilt_clips`` training clips of one kind.
+
+        ``kind``: ``"music"`` or ``"nonmusic"``. Clips are cut to ``quilt_cut_s`` (a whole number of
+        every segment size) and zero-padded back to the clip length, originals included (Kim et
+        al.: 8 s of 10). Returns ``{"original": x, "50": x, ...}``.
+        """
+        from stimuli.features import logmel
+        from stimuli.quilting import quilt_stimuli
+
+        if kind not in ("music", "nonmusic"):
+            raise UserError(f"quilt kind must be 'music' or 'nonmusic', got {kind!r}")
+        sp = self.split("train")
+        want = sp.is_music if kind == "music" else ~sp.is_music
+        n = int(self.s["quilt_clips"])
+        idx = sp.idx[want][:n]
+        key = dict(self.corpus_key(), kind=kind, n=n, seg_ms=list(QUILT_SEG_MS), cut_s=self.s["quilt_cut_s"],
+                   ordering=self.s["quilt_ordering"])
+
+        def build():
+            c = self.clips()
+            st = quilt_stimuli(c.audio[idx], c.sr, seg_ms=QUILT_SEG_MS, ordering=self.s["quilt_ordering"],
+                               seed=0, device=self.device, cut_s=float(self.s["quilt_cut_s"]),
+                               total_s=float(self.s["clip_s"]))
+            out = {"original": logmel(st["original"], sr=c.sr, device=self.device)}
+            for ms in QUILT_SEG_MS:
+                out[str(ms)] = logmel(st[float(ms)], sr=c.sr, device=self.device)
+            return out
+
+        return self.cache.arrays("kim2024-quilts", key, build, version="quilts-1")
+
+    def quilt_features(self, condition: str, seed: int, kind: str) -> dict:
+        """Pooled features for the original and every quilt size: ``{"original": [n, units], 50: ...}``."""
+        def make_x():
+            q = self.quilt_logmel(kind)
+            return np.concatenate([q["original"]] + [q[str(ms)] for ms in QUILT_SEG_MS])
+
+        f = self._features(condition, seed, f"quilts-{kind}", make_x)["features"]
+        parts = np.split(f, 1 + len(QUILT_SEG_MS))
+        return {"original": parts[0], **{ms: p for ms, p in zip(QUILT_SEG_MS, parts[1:])}}
+
+    # ------------------------------------------------------------------ the MS units
+    def selectivity(self, condition: str, seed: int, positive: str = "music") -> dict:
+        """MSI on the test split and the train-split features, for one network.
+
+        Returns
+        -------
+        dict
+            ``msi`` (per unit, test split), ``ms_units`` (top 12.5 %), ``train`` /
+            ``test`` features of the analysis clips and their ``*_music`` masks.
+        """
+        from analysis.selectivity import music_selectivity_index, top_units
+
+        f = self.features(condition, seed)["features"]
+        te, tr = self.split("test"), self.split("train")
+        msi = music_selectivity_index(f[te.idx], te.is_music)
+        return {"msi": msi, "ms_units": top_units(msi), "train": f[tr.idx], "train_music": tr.is_music,
+                "test": f[te.idx], "test_music": te.is_music}
+
+
+def seed_params(cond: KimConditions, condition: str, seed: int) -> dict:
+    """Parameters to log on a per-seed child run."""
+    return dict(condition=condition, seed=seed, width=cond.s["width"], epochs=cond.s["epochs"],
+                clips=cond.s.get("clips"), clip_s=cond.s["clip_s"])
+
+
+def worst_case_over_seeds(estimates) -> "Estimate":
+    """Combine per-seed estimates into one that holds only if it holds in every seed.
+
+    ``value`` is the mean of the per-seed values, ``low``/``high`` the lowest low and the highest
+    high, ``p`` the largest p (so a p-value criterion must hold in every seed).
+    """
+    from analysis.stats import Estimate
+
+    est = list(estimates)
+    ps = [e.p for e in est if e.p is not None]
+    return Estimate(value=float(np.mean([e.value for e in est])), low=min(e.low for e in est),
+                    high=max(e.high for e in est), p=max(ps) if len(ps) == len(est) else None, n=len(est),
+                    method=f"per-seed intervals, worst case over {len(est)} seeds ({est[0].method})", level=None,
+                    samples=[e.value for e in est])
+
+
+def quilt_curve(cond: KimConditions, condition: str, seed: int, kind: str = "music", group: str = "ms") -> dict:
+    """Normalised response of a unit group to the originals and quilts (``{"original": v, 50: v, ...}``).
+
+    ``group``: ``"ms"`` (top 12.5 % MSI) or ``"non_ms"`` (all other units).
+    """
+    from analysis.selectivity import normalised_quilt_curve
+
+    sel = cond.selectivity(condition, seed)
+    units = sel["ms_units"]
+    if group == "non_ms":
+        units = np.setdiff1d(np.arange(len(sel["msi"])), units)
+    elif group != "ms":
+        raise UserError(f"unit group must be 'ms' or 'non_ms', got {group!r}")
+    return normalised_quilt_curve(cond.quilt_features(condition, seed, kind), units)
+
+
+def quilt_correlation(curves: list) -> "Estimate":
+    """Pearson r between log2 segment size and normalised response, pooled over seeds x sizes."""
+    from analysis.stats import pearson_ci
+
+    x = np.concatenate([np.log2(QUILT_SEG_MS) for _ in curves])
+    y = np.concatenate([[c[ms] for ms in QUILT_SEG_MS] for c in curves])
+    return pearson_ci(x, y)
