@@ -31,8 +31,11 @@ Conventions used here (both orderings)
   ``[p * seg - fade // 2, p * seg - fade // 2 + fade)``. Reads outside the source (the first
   segment shifted left, the last one's continuation) use its mirror image (:func:`reflect_index`),
   so the fades never dip into silence.
-  Because each shift depends on the previous one, boundaries are joined in sequence; each step
-  is batched over clips and searches all ``2 S + 1`` shifts at once with an FFT.
+  The ordering does not depend on the shifts, so it is found first. Each shift depends on the
+  previous one, so boundaries are then joined in sequence, but only the continuation's FFT and an
+  arg-max are left per step: the heads of all boundaries (all clips, all sizes) are transformed up
+  front in cache-sized blocks, and each step searches all ``2 S + 1`` shifts of every clip and
+  size at once.
   Constraints: ``fade <= seg`` and ``max_shift <= seg / 2`` (``UserError`` otherwise).
 
 Every output sample outside the fades is therefore a sample of its slot's segment displaced by at
@@ -204,21 +207,77 @@ def fft_size(win_samples: int) -> int:
         n += 1
 
 
-def _border_features(x: torch.Tensor, p: QuiltParams, sr: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left and right border log-mels of every segment, each (n, n_seg, border_frames * n_mels)."""
-    n = x.shape[0]
-    seg, n_seg = p.seg_samples, p.n_seg
+#: Elements per working buffer (4 M: 16 MB in float32) when the features and the shift search run in
+#: chunks; large one-shot temporaries cost more in page faults and cache misses than the chunk loop.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def _window_gatherer(x: torch.Tensor, length: int):
+    """A function ``(clip, starts) -> x[clip, starts : starts + length]`` for integer numpy index
+    arrays (shape ``starts.shape + (length,)``; ``clip=None`` takes every clip, giving
+    ``(n,) + starts.shape + (length,)``), as a tensor on ``x``'s device.
+
+    On the CPU it indexes numpy's sliding-window view, several times faster than torch's advanced
+    indexing of ``unfold`` (which it matches exactly; other devices use the latter)."""
+    if x.device.type != "cpu":
+        view = x.unfold(1, length, 1)
+
+        def gather_on_device(clip, starts):
+            starts = torch.as_tensor(starts, device=x.device)
+            return view[:, starts] if clip is None else view[torch.as_tensor(clip, device=x.device), starts]
+        return gather_on_device
+    view = np.lib.stride_tricks.sliding_window_view(x.detach().numpy(), length, axis=1)
+    return lambda clip, starts: torch.from_numpy(view[:, starts] if clip is None else view[clip, starts])
+
+
+def _row_argmax(device: torch.device):
+    """``t -> t.argmax(dim=1)`` as a numpy array (the first maximum of each row); on the CPU through
+    numpy, whose SIMD arg-max is several times faster than torch's for a few hundred columns."""
+    if device.type != "cpu":
+        return lambda t: torch.argmax(t, dim=1).cpu().numpy()
+    return lambda t: t.numpy().argmax(axis=1)
+
+
+def _frame_starts(p: QuiltParams) -> torch.Tensor:
+    """Start sample of every border frame, (2, n_seg, border_frames): left borders, then right ones."""
     blen = p.win_samples + (p.border_frames - 1) * p.hop_samples
-    n_fft = fft_size(p.win_samples)
-    segs = x[:, : n_seg * seg].reshape(n, n_seg, seg)
-    window = torch.hann_window(p.win_samples, periodic=False, dtype=x.dtype, device=x.device)
-    fb = torch.as_tensor(mel_filterbank(sr, n_fft, p.n_mels), dtype=x.dtype, device=x.device)
-    parts = torch.stack([segs[..., :blen], segs[..., seg - blen:]])                    # (2, n, n_seg, blen)
-    frames = parts.unfold(-1, p.win_samples, p.hop_samples) * window                   # (2, n, n_seg, B, win)
-    spec = torch.fft.rfft(frames, n=n_fft, dim=-1)
-    logmel = 10.0 * torch.log10((spec.real.square() + spec.imag.square()) @ fb + 1e-10)
-    logmel = logmel.reshape(2, n, n_seg, -1)
-    return logmel[0], logmel[1]
+    first = torch.arange(p.n_seg)[:, None] * p.seg_samples + torch.arange(p.border_frames) * p.hop_samples
+    return torch.stack([first, first + (p.seg_samples - blen)])
+
+
+def _border_features(x: torch.Tensor, plist: list, sr: int) -> list:
+    """Left and right border log-mels of every segment for each of ``plist``: a list of
+    ``(left, right)``, each (n, n_seg, border_frames * n_mels).
+
+    Sizes whose frames fall on the same samples (e.g. 100, 200, ... ms: multiples of one another)
+    share them: each distinct frame is windowed, zero-padded, transformed and mel-weighted once."""
+    n = x.shape[0]
+    out = [None] * len(plist)
+    keys = sorted({(p.win_samples, p.n_mels) for p in plist})
+    for win, n_mels in keys:
+        members = [g for g, p in enumerate(plist) if (p.win_samples, p.n_mels) == (win, n_mels)]
+        starts = [_frame_starts(plist[g]) for g in members]
+        unique, inverse = torch.unique(torch.cat([s.reshape(-1) for s in starts]), return_inverse=True)
+        n_fft = fft_size(win)
+        window = torch.hann_window(win, periodic=False, dtype=x.dtype, device=x.device)
+        fb = torch.as_tensor(mel_filterbank(sr, n_fft, n_mels), dtype=x.dtype, device=x.device)
+        # clips in chunks, so that the frame buffer (and its spectrum) stay cache-sized
+        chunk = max(1, _CHUNK_ELEMENTS // (unique.numel() * n_fft))
+        buf = torch.zeros((min(n, chunk), unique.numel(), n_fft), dtype=x.dtype, device=x.device)
+        logmel = torch.empty((n, unique.numel(), n_mels), dtype=x.dtype, device=x.device)
+        for c0 in range(0, n, chunk):
+            b = buf[: min(n, c0 + chunk) - c0]
+            torch.mul(_window_gatherer(x[c0: c0 + chunk], win)(None, unique.numpy()), window, out=b[..., :win])
+            spec = torch.view_as_real(torch.fft.rfft(b))
+            spec = spec * spec
+            logmel[c0: c0 + chunk] = 10.0 * torch.log10((spec[..., 0] + spec[..., 1]) @ fb + 1e-10)
+        at = 0
+        for g, s in zip(members, starts):
+            idx = inverse[at: at + s.numel()].reshape(s.shape).to(x.device)
+            at += s.numel()
+            lm = logmel[:, idx].reshape(n, 2, plist[g].n_seg, -1)
+            out[g] = (lm[:, 0], lm[:, 1])
+    return out
 
 
 def _order_cost(left: torch.Tensor, right: torch.Tensor, ordering: str) -> torch.Tensor:
@@ -238,17 +297,10 @@ def _order_cost(left: torch.Tensor, right: torch.Tensor, ordering: str) -> torch
 
 
 def _mirror_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """``x[:, reflect_index(n_samples, pad)]``, with torch's reflect padding when the pad is short enough."""
-    if pad < x.shape[1]:
-        return torch.nn.functional.pad(x[:, None], (pad, pad), mode="reflect")[:, 0]
+    """``x[:, reflect_index(n_samples, pad)]``, by concatenating mirrored copies when the pad is short enough."""
+    if pad < x.shape[1]:      # mirrored copies (torch's reflection_pad1d kernel is several times slower)
+        return torch.cat([x[:, 1: pad + 1].flip(1), x, x[:, -pad - 1: -1].flip(1)], dim=1)
     return x[:, torch.as_tensor(reflect_index(x.shape[1], pad), device=x.device)]
-
-
-def _source_windows(xp: torch.Tensor, p: QuiltParams, pad: int, length: int, offset: int) -> torch.Tensor:
-    """View (n, n_seg + 1, length) of the padded source: window ``k`` starts at source sample
-    ``k * seg + offset``."""
-    first = pad + offset
-    return xp[:, first: first + p.n_seg * p.seg_samples + length].unfold(1, length, p.seg_samples)
 
 
 def _window_sum(z: torch.Tensor, F: int) -> torch.Tensor:
@@ -261,14 +313,18 @@ def _window_sum(z: torch.Tensor, F: int) -> torch.Tensor:
 
 def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
                     pad: int) -> list:
-    """The greedy ordering and the boundary shifts, one boundary per step, batched over clips and
-    over segment sizes (group ``g`` = ``params[g]``; all groups share the shift and fade lengths).
+    """The greedy ordering, then the boundary shifts, batched over clips and segment sizes (group
+    ``g`` = ``params[g]``; all groups share the shift and fade lengths).
 
-    At step ``q`` the next segment ``b`` is the unused one with the lowest cost after the current one
-    (its original successor excluded unless it is the only one left), then its shift is the ``s`` in
-    ``[-S, S]`` maximising the normalised cross-correlation between the previous slot's played
-    continuation and ``x[b * seg + s - F//2 :][:F]``, for all ``2S + 1`` shifts at once by FFT.
-    The loop runs ``max(n_seg) - 1`` steps for all sizes together.
+    The ordering does not depend on the shifts, so it runs first: at step ``q`` the next segment is
+    the unused one with the lowest cost after the current one (its original successor excluded
+    unless it is the only one left). Then, knowing every boundary's pair of segments, the heads
+    ``x[b * seg - S - F//2 :][:2S + F]`` of all boundaries of all clips and sizes are transformed,
+    with their per-shift norms, in batched FFTs over blocks of steps (cache-sized, ``_CHUNK_ELEMENTS``).
+    Only what depends on the previous shift stays in the sequential loop: the continuation ``u`` (``F`` samples from ``(a + 1) * seg + s_prev - F//2``),
+    one FFT of it per boundary, and the arg-max over the ``2S + 1`` normalised correlations. Rows
+    are laid out step-major, so step ``q`` reads one contiguous slice. The loops run
+    ``max(n_seg) - 1`` steps for all sizes together.
 
     Returns
     -------
@@ -289,53 +345,83 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
     rows = torch.arange(B, device=dev)
     clip = rows % n
     seg_row = torch.tensor([p.seg_samples for p in params], device=dev).repeat_interleave(n)
-    n_seg_row = torch.tensor([p.n_seg for p in params], device=dev).repeat_interleave(n)
-    cost_all = torch.full((B, M, M), float("inf"), dtype=xp.dtype, device=dev)
-    used = torch.ones((B, M), dtype=torch.bool, device=dev)
+    n_active = [n * sum(p.n_seg > q for p in params) for q in range(M)]   # rows still placing at step q
+
+    # ---- greedy ordering (independent of the shifts): a walk of small arg-mins, run on the host ----
+    cost_all = np.full((B, M, M), np.inf, dtype=torch.empty(0, dtype=xp.dtype).numpy().dtype)
+    used = np.ones((B, M), dtype=bool)
     for g, (p, c) in enumerate(zip(params, costs)):
-        c = c.clone()
-        forbid = torch.arange(p.n_seg - 1, device=dev)
-        c[:, forbid, forbid + 1] = float("inf")              # the original successor, re-allowed when last
+        c = c.cpu().numpy().copy()
+        forbid = np.arange(p.n_seg - 1)
+        c[:, forbid, forbid + 1] = np.inf                   # the original successor, re-allowed when last
         cost_all[g * n:(g + 1) * n, : p.n_seg, : p.n_seg] = c
         used[g * n:(g + 1) * n, : p.n_seg] = False
-    order = torch.zeros((B, M), dtype=torch.long, device=dev)
-    shifts = torch.zeros((B, M), dtype=torch.long, device=dev)
-    cur = torch.cat(list(starts))
-    order[:, 0] = cur
-    used[rows, cur] = True
-    big = torch.tensor(float("inf"), dtype=xp.dtype, device=dev)
+    rows_np = np.arange(B)
+    last_at = np.repeat([p.n_seg - 1 for p in params], n)   # the step at which each row places its last segment
+    order_np = np.zeros((B, M), dtype=np.int64)
+    cur = torch.cat(list(starts)).cpu().numpy()
+    order_np[:, 0] = cur
+    used[rows_np, cur] = True
     ends = {p.n_seg - 1 for p in params}                       # steps at which some group places its last segment
-    search = S > 0 and F > 0
-    if search:
+    for q in range(1, M):
+        k = n_active[q]
+        step_cost = cost_all[rows_np[:k], cur[:k]]                                     # (k, M) copy
+        step_cost[used[:k]] = np.inf
+        cur = step_cost.argmin(axis=1)                         # first minimum: ties go to the lowest index
+        if q in ends:                                          # a group's last placement: the one unused segment
+            cur = np.where(last_at[:k] == q, used[:k].argmin(axis=1), cur)
+        order_np[:k, q] = cur
+        used[rows_np[:k], cur] = True
+    order = torch.as_tensor(order_np, device=dev)
+
+    # ---- boundary shifts ----
+    shifts = torch.zeros((B, M), dtype=torch.long, device=dev)
+    if S > 0 and F > 0 and M > 1:
         n_fft = fft_size(2 * S + F)
         pref = torch.as_tensor(_shift_preference(S), device=dev)
         lag_index = pref + S
         tiny = 1e-20 if xp.dtype == torch.float64 else 1e-12
-        heads_f = torch.zeros((B, M + 1, n_fft // 2 + 1), dtype=torch.fft.rfft(xp[:1, :2]).dtype, device=dev)
-        inv_norm = torch.zeros((B, M + 1, 2 * S + 1), dtype=xp.dtype, device=dev)
-        for g, p in enumerate(params):
-            heads = _source_windows(xp, p, pad, 2 * S + F, -S - h)                  # (n, n_seg+1, 2S+F)
-            energy = _window_sum(heads.square(), F)                                   # (n, n_seg+1, 2S+1)
-            # 1/||head|| per candidate shift, in preference order (the continuation's norm does not move the argmax)
-            inv_norm[g * n:(g + 1) * n, : p.n_seg + 1] = torch.where(
-                energy > tiny, energy.clamp_min(tiny).rsqrt(), torch.zeros_like(energy))[..., lag_index]
-            heads_f[g * n:(g + 1) * n, : p.n_seg + 1] = torch.fft.rfft(heads, n=n_fft)
-        tails = xp.unfold(1, F, 1)                                                    # (n, positions, F) view
-    k = B
-    for q in range(1, M):
-        while k > 0 and params[(k - 1) // n].n_seg <= q:       # drop groups that are complete
-            k -= n
-        r = rows[:k]
-        prev = cur[:k]
-        cur = torch.argmin(torch.where(used[:k], big, cost_all[r, prev]), dim=1)
-        if q in ends:                                          # a group's last placement: the one unused segment
-            cur = torch.where(n_seg_row[:k] - 1 == q, torch.argmin(used[:k].to(torch.int8), dim=1), cur)
-        order[:k, q] = cur
-        used[r, cur] = True
-        if search:
-            u = tails[clip[:k], (prev + 1) * seg_row[:k] + shifts[:k, q - 1] + (pad - h)]   # (k, F) continuation
-            corr = torch.fft.irfft(torch.fft.rfft(u, n=n_fft).conj() * heads_f[r, cur], n=n_fft)
-            shifts[:k, q] = pref[torch.argmax(corr[:, lag_index] * inv_norm[r, cur], dim=1)]
+        # boundary bookkeeping on the host (numpy): a few hundred small index operations are
+        # several times cheaper there than as torch calls
+        counts = np.array(n_active[1:])
+        offsets = np.concatenate([[0], np.cumsum(counts)]).tolist()
+        step_np = np.repeat(np.arange(1, M), counts)                                  # boundary -> step q
+        row_np = np.arange(offsets[-1]) - np.repeat(offsets[:-1], counts)             # boundary -> row
+        seg_np = seg_row.cpu().numpy()[row_np]
+        clip_np = clip.cpu().numpy()
+        head_at = order_np[row_np, step_np] * seg_np + (pad - S - h)                  # head at shift -S
+        tail_at = (order_np[row_np, step_np - 1] + 1) * seg_np + (pad - h)            # continuation at shift 0
+        pref_np = pref.cpu().numpy()
+        heads, tails = _window_gatherer(xp, 2 * S + F), _window_gatherer(xp, F)
+        # heads are transformed a block of steps at a time (cache-sized, at least one step)
+        block_rows = max(n_active[1], _CHUNK_ELEMENTS // (4 * n_fft))
+        h_buf = torch.zeros((block_rows, n_fft), dtype=xp.dtype, device=dev)
+        u_buf = torch.zeros((B, n_fft), dtype=xp.dtype, device=dev)
+        found = np.zeros(offsets[-1], dtype=np.int64)
+        prev = np.zeros(B, dtype=np.int64)
+        block_end = 1                                          # first step whose heads are not transformed yet
+        first_argmax = _row_argmax(dev)
+        for q in range(1, M):
+            if q == block_end:
+                b0 = offsets[q - 1]
+                while block_end < M and offsets[block_end] - b0 <= block_rows:
+                    block_end += 1
+                b1 = offsets[block_end - 1]
+                head = heads(clip_np[row_np[b0:b1]], head_at[b0:b1])                    # (rows, 2S+F)
+                energy = _window_sum(head * head, F)                                      # (rows, 2S+1)
+                # 1/||head|| per candidate shift, in preference order (the continuation's norm does not
+                # move the argmax)
+                inv_norm = torch.where(energy > tiny, energy.clamp_min(tiny).rsqrt(),
+                                       torch.zeros_like(energy)).index_select(1, lag_index)
+                h_buf[: b1 - b0, : 2 * S + F] = head
+                heads_f = torch.fft.rfft(h_buf[: b1 - b0])
+            lo, hi = offsets[q - 1], offsets[q]
+            k = hi - lo
+            u_buf[:k, :F] = tails(clip_np[:k], tail_at[lo:hi] + prev[:k])
+            corr = torch.fft.irfft(torch.fft.rfft(u_buf[:k]).conj() * heads_f[lo - b0: hi - b0], n=n_fft)
+            prev = pref_np[first_argmax(corr.index_select(1, lag_index) * inv_norm[lo - b0: hi - b0])]
+            found[lo:hi] = prev
+        shifts[torch.as_tensor(row_np, device=dev), torch.as_tensor(step_np, device=dev)] = torch.as_tensor(found, device=dev)
     out = [(order[g * n:(g + 1) * n, : p.n_seg], shifts[g * n:(g + 1) * n, : p.n_seg]) for g, p in enumerate(params)]
     back = [None] * G
     for i, g in enumerate(rank):
@@ -343,23 +429,36 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
     return back
 
 
-def _assemble(xp: torch.Tensor, order: torch.Tensor, shifts: torch.Tensor, p: QuiltParams, pad: int) -> torch.Tensor:
+def _assemble(xp: torch.Tensor, order: torch.Tensor, shifts: torch.Tensor, p: QuiltParams, pad: int) -> np.ndarray:
     """Slot ``q`` plays ``x[order[q] * seg + shifts[q] + r]``; each boundary gets a raised-cosine
-    cross-fade over output samples ``[q * seg - F//2, q * seg - F//2 + F)``."""
-    n = xp.shape[0]
+    cross-fade over output samples ``[q * seg - F//2, q * seg - F//2 + F)``. Returns numpy (n, n_seg * seg)
+    in ``xp``'s precision (the copies are numpy fancy indexing of sliding-window views)."""
+    xn = xp.detach().cpu().numpy()
+    order, shifts = order.cpu().numpy(), shifts.cpu().numpy()
+    n = xn.shape[0]
     seg, n_seg, F = p.seg_samples, p.n_seg, p.fade_samples
     h = F // 2
-    rows = torch.arange(n, device=xp.device)[:, None]
-    out = xp.unfold(1, seg, 1)[rows, order * seg + shifts + pad].reshape(n, n_seg * seg)
+    rows = np.arange(n)[:, None]
+    slots = np.lib.stride_tricks.sliding_window_view(xn, seg, axis=1)[rows, order * seg + shifts + pad]
     if n_seg < 2 or F == 0:
-        return out
-    tails = xp.unfold(1, F, 1)
-    u = tails[rows, (order[:, :-1] + 1) * seg + shifts[:, :-1] - h + pad]                # (n, nb, F)
-    v = tails[rows, order[:, 1:] * seg + shifts[:, 1:] - h + pad]
-    w = torch.as_tensor(raised_cosine(F), dtype=xp.dtype, device=xp.device)
-    pos = (torch.arange(1, n_seg, device=xp.device) * seg - h)[:, None] + torch.arange(F, device=xp.device)
-    out[:, pos.reshape(-1)] = (u + w * (v - u)).reshape(n, -1)
-    return out
+        return slots.reshape(n, n_seg * seg)
+    # the fade u + w (v - u) straddles each boundary: before it the slots already hold the previous
+    # slot's continuation u[:h], after it the new head v[h:]; fetch the other halves and mix in place
+    w = raised_cosine(F).astype(xn.dtype)
+    before, after = slots[:, :-1, seg - h:], slots[:, 1:, : F - h]
+    if h > 0:
+        heads = np.lib.stride_tricks.sliding_window_view(xn, h, axis=1)
+        v = heads[rows, order[:, 1:] * seg + shifts[:, 1:] - h + pad]                    # v[:h], (n, nb, h)
+        v -= before
+        v *= w[:h]
+        before += v
+    conts = np.lib.stride_tricks.sliding_window_view(xn, F - h, axis=1)
+    u = conts[rows, (order[:, :-1] + 1) * seg + shifts[:, :-1] + pad]                     # u[h:], (n, nb, F - h)
+    mixed = after - u
+    mixed *= w[h:]
+    mixed += u
+    after[...] = mixed
+    return slots.reshape(n, n_seg * seg)
 
 
 def _as_batch(x, device, dtype) -> torch.Tensor:
@@ -432,12 +531,12 @@ def quilt_multi(x, sr: int, seg_ms=KIM_SEG_MS, ordering: str = "kim2024", seed: 
     if multi:
         pad = multi[0].max_shift_samples + multi[0].fade_samples + max(p.seg_samples for p in multi)
         xp = _mirror_pad(xt, pad)
-        costs = [_order_cost(*_border_features(xt, p, sr), ordering) for p in multi]
+        costs = [_order_cost(left, right, ordering) for left, right in _border_features(xt, multi, sr)]
         starts = [torch.as_tensor(start_segments(n, p.n_seg, seed), device=device) for p in multi]
         joined = _order_and_join(xp, costs, starts, multi, pad)
         for ms, p, (order, shifts) in zip([ms for ms, p in zip(seg_ms, plist) if p.n_seg > 1], multi, joined):
             audio = _assemble(xp, order, shifts, p, pad)
-            out[float(ms)] = Quilt(audio.to(torch.float32).cpu().numpy(), order.cpu().numpy(),
+            out[float(ms)] = Quilt(audio.astype(np.float32, copy=False), order.cpu().numpy(),
                                    shifts.cpu().numpy(), p.seg_samples, p.max_shift_samples, p.fade_samples)
     return {float(ms): out[float(ms)] for ms in seg_ms}
 
@@ -539,6 +638,90 @@ def reference_quilt_numpy(x: np.ndarray, sr: int, seg_ms: float, ordering: str =
                  seg, S, F)
 
 
+def reference_quilt_lean(x: np.ndarray, sr: int, seg_ms: float, ordering: str = "kim2024",
+                         seed: int = 0, clip_index: int = 0, **params) -> Quilt:
+    """The issue's baseline: the same quilt as :func:`reference_quilt_numpy`, one clip in float64
+    NumPy, with the border features and the ordering costs vectorised over segments and only the
+    inherently sequential parts looped: the greedy ordering (one ``argmin`` per step), the boundary
+    shifts (one ``np.convolve`` cross-correlation per boundary) and the assembly (one slice per slot).
+
+    It is the fair "straightforward per-boundary NumPy" speed baseline; :func:`reference_quilt_numpy`
+    (Python loops over segments and segment pairs too) stays the readable oracle.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    p = quilt_params(x.shape[0], sr, seg_ms, ordering, **params)
+    seg, n_seg, S, F = p.seg_samples, p.n_seg, p.max_shift_samples, p.fade_samples
+    h = F // 2
+    pad = S + F + seg
+    xp = np.pad(x, pad, mode="reflect") if pad < x.shape[0] else x[reflect_index(x.shape[0], pad)]
+    start = int(np.random.default_rng([int(seed), int(clip_index)]).integers(n_seg))
+
+    # border features of all segments at once
+    window = np.hanning(p.win_samples)
+    n_fft = fft_size(p.win_samples)
+    fb = mel_filterbank(sr, n_fft, p.n_mels)
+    blen = p.win_samples + (p.border_frames - 1) * p.hop_samples
+    segs = x[: n_seg * seg].reshape(n_seg, seg)
+
+    def logmel(chunks):                                                   # (n_seg, blen) -> (n_seg, B * n_mels)
+        frames = np.stack([chunks[:, i * p.hop_samples: i * p.hop_samples + p.win_samples]
+                           for i in range(p.border_frames)], axis=1)
+        power = np.abs(np.fft.rfft(frames * window, n=n_fft, axis=-1)) ** 2
+        return (10.0 * np.log10(power @ fb + 1e-10)).reshape(n_seg, -1)
+
+    left, right = logmel(segs[:, :blen]), logmel(segs[:, seg - blen:])
+
+    # ordering costs for all pairs, then the greedy walk
+    nxt = np.minimum(np.arange(1, n_seg + 1), n_seg - 1)
+    prv = np.arange(n_seg)
+    prv[-1] = n_seg - 2
+    target = left[nxt] - right[prv]                                       # d(i, i+1); d(i-1, i) for the last
+    change = left[None, :, :] - right[:, None, :]                         # d(i, j) = L_j - R_i
+    if ordering == "overath":
+        cost = np.linalg.norm(change - target[:, None, :], axis=-1)
+    else:
+        cost = np.abs(np.linalg.norm(change, axis=-1) - np.linalg.norm(target, axis=-1)[:, None])
+    order = [start]
+    used = np.zeros(n_seg, dtype=bool)
+    used[start] = True
+    for q in range(1, n_seg):
+        i = order[-1]
+        c = np.where(used, np.inf, cost[i])
+        if i + 1 < n_seg and n_seg - q > 1:
+            c[i + 1] = np.inf
+        order.append(int(np.argmin(c)))
+        used[order[-1]] = True
+
+    # boundary shifts, one np.convolve per boundary
+    shifts = [0]
+    pref = _shift_preference(S)
+    ones = np.ones(F)
+    for q in range(1, n_seg):
+        if S == 0 or F == 0:
+            shifts.append(0)
+            continue
+        a, b = order[q - 1], order[q]
+        u = xp[(a + 1) * seg + shifts[-1] - h + pad:][:F]
+        v = xp[b * seg - S - h + pad:][:2 * S + F]
+        corr = np.convolve(v, u[::-1], mode="valid")
+        vv = np.convolve(v * v, ones, mode="valid")
+        ncc = np.where(vv > 1e-20, corr / np.sqrt(np.maximum(vv, 1e-20)), 0.0)
+        shifts.append(int(pref[np.argmax(ncc[pref + S])]))
+
+    # assembly
+    out = np.empty(n_seg * seg)
+    w = raised_cosine(F)
+    for q in range(n_seg):
+        lo = order[q] * seg + shifts[q] + pad
+        out[q * seg:(q + 1) * seg] = xp[lo: lo + seg]
+        if q > 0 and F > 0:
+            ua = (order[q - 1] + 1) * seg + shifts[q - 1] - h + pad
+            vb = order[q] * seg + shifts[q] - h + pad
+            out[q * seg - h: q * seg - h + F] = (1 - w) * xp[ua: ua + F] + w * xp[vb: vb + F]
+    return Quilt(out.astype(np.float32), np.array(order, dtype=np.int64), np.array(shifts, dtype=np.int64),
+                 seg, S, F)
+
+
 # --------------------------------------------------------------------------------------------
 # the quilt-response pipeline helper and the benchmark
 # --------------------------------------------------------------------------------------------
@@ -601,19 +784,25 @@ def benchmark_quilting(n_clips: int = 16, sr: int = 22050, clip_s: float = 10.0,
                        seg_ms=KIM_SEG_MS, ordering: str = "kim2024", n_reference_clips: int = 1,
                        repeats: int = 3, device: str | torch.device = "cpu", n_threads: int | None = 1,
                        seed: int = 0) -> dict:
-    """Time the batched quilter against :func:`reference_quilt_numpy` on synthetic clips.
+    """Time the batched quilter against the NumPy references on synthetic clips.
 
-    Both build every size in ``seg_ms`` (all six Kim et al. sizes by default) for each clip. The
+    All build every size in ``seg_ms`` (all six Kim et al. sizes by default) for each clip. The
     fast path quilts all ``n_clips`` clips and all sizes in one :func:`quilt_multi` call; the
-    reference runs on ``n_reference_clips`` clips, one size at a time (it is slow). The two are timed alternately ``repeats`` times and the medians are compared, so a
-    machine shared with other jobs biases both alike.
+    references run on ``n_reference_clips`` clips, one size at a time: :func:`reference_quilt_lean`
+    (the issue's baseline: vectorised NumPy except a loop over boundaries with ``np.convolve``) and
+    :func:`reference_quilt_numpy` (the oracle, also looping over segments and segment pairs). They
+    are timed alternately ``repeats`` times in CPU time of this process (``time.process_time``: on a
+    shared machine, time spent waiting for a core is not counted; with several torch threads it
+    sums their time) and the medians are compared. Wall-clock medians are reported too.
 
     Returns
     -------
     dict
-        ``ms_per_clip_fast``, ``ms_per_clip_reference``, ``speedup`` (reference / fast, medians), the
-        per-repeat times, the settings and ``agreement`` (fraction of the reference clips' orders and
-        shifts that the fast path reproduced).
+        ``ms_per_clip_fast``, ``ms_per_clip_reference`` (the lean baseline), ``speedup``
+        (reference / fast, medians), ``ms_per_clip_reference_oracle``, ``speedup_vs_oracle``,
+        ``wall_ms_per_clip`` (the three wall-clock medians), the per-repeat times, the settings and
+        ``agreement`` (fraction of the oracle's orders and shifts that the fast path, and the lean
+        reference, reproduced).
     """
     old_threads = torch.get_num_threads()
     if n_threads is not None:
@@ -627,23 +816,37 @@ def benchmark_quilting(n_clips: int = 16, sr: int = 22050, clip_s: float = 10.0,
         x = (env * np.sin(2 * np.pi * f0 * t) + 0.3 * rng.standard_normal((n_clips, n))).astype(np.float32)
         n_ref = max(1, min(n_reference_clips, n_clips))
         quilt_batch(x[:2, : sr], sr, seg_ms[0], ordering, seed, device)           # warm-up
-        t_fast, t_ref = [], []
+        runs = {
+            "fast": (n_clips, lambda: quilt_multi(x, sr, seg_ms, ordering, seed, device)),
+            "reference": (n_ref, lambda: {(i, ms): reference_quilt_lean(x[i], sr, ms, ordering, seed, clip_index=i)
+                                          for i in range(n_ref) for ms in seg_ms}),
+            "oracle": (n_ref, lambda: {(i, ms): reference_quilt_numpy(x[i], sr, ms, ordering, seed, clip_index=i)
+                                       for i in range(n_ref) for ms in seg_ms}),
+        }
+        cpu = {k: [] for k in runs}
+        wall = {k: [] for k in runs}
+        got = {}
         for _ in range(max(1, repeats)):
-            t0 = time.perf_counter()
-            fast = quilt_multi(x, sr, seg_ms, ordering, seed, device)
-            t_fast.append((time.perf_counter() - t0) / n_clips)
-            t0 = time.perf_counter()
-            ref = {(i, ms): reference_quilt_numpy(x[i], sr, ms, ordering, seed, clip_index=i)
-                   for i in range(n_ref) for ms in seg_ms}
-            t_ref.append((time.perf_counter() - t0) / n_ref)
+            for name, (count, run) in runs.items():
+                w0, c0 = time.perf_counter(), time.process_time()
+                got[name] = run()
+                cpu[name].append(1e3 * (time.process_time() - c0) / count)
+                wall[name].append(1e3 * (time.perf_counter() - w0) / count)
     finally:
         torch.set_num_threads(old_threads)
-    same_order = np.mean([np.array_equal(ref[i, ms].order, fast[float(ms)].order[i]) for (i, ms) in ref])
-    same_shift = np.mean(np.concatenate([ref[i, ms].shifts_samples == fast[float(ms)].shifts_samples[i]
-                                         for (i, ms) in ref]))
-    fast_ms, ref_ms = 1e3 * float(np.median(t_fast)), 1e3 * float(np.median(t_ref))
-    return dict(ms_per_clip_fast=fast_ms, ms_per_clip_reference=ref_ms, speedup=ref_ms / fast_ms,
-                fast_ms_per_repeat=[1e3 * v for v in t_fast], reference_ms_per_repeat=[1e3 * v for v in t_ref],
+    fast, lean, ref = got["fast"], got["reference"], got["oracle"]
+    agreement = dict(
+        order=float(np.mean([np.array_equal(ref[k].order, fast[float(k[1])].order[k[0]]) for k in ref])),
+        shifts=float(np.mean(np.concatenate([ref[k].shifts_samples == fast[float(k[1])].shifts_samples[k[0]]
+                                             for k in ref]))),
+        lean_order=float(np.mean([np.array_equal(ref[k].order, lean[k].order) for k in ref])),
+        lean_shifts=float(np.mean(np.concatenate([ref[k].shifts_samples == lean[k].shifts_samples for k in ref]))))
+    med = {k: float(np.median(v)) for k, v in cpu.items()}
+    return dict(ms_per_clip_fast=med["fast"], ms_per_clip_reference=med["reference"],
+                speedup=med["reference"] / med["fast"], ms_per_clip_reference_oracle=med["oracle"],
+                speedup_vs_oracle=med["oracle"] / med["fast"], timer="process_time",
+                wall_ms_per_clip={k: float(np.median(v)) for k, v in wall.items()},
+                fast_ms_per_repeat=cpu["fast"], reference_ms_per_repeat=cpu["reference"],
+                oracle_ms_per_repeat=cpu["oracle"],
                 n_clips=n_clips, n_reference_clips=n_ref, sr=sr, clip_s=clip_s, seg_ms=tuple(seg_ms),
-                ordering=ordering, device=str(device), n_threads=n_threads,
-                agreement=dict(order=float(same_order), shifts=float(same_shift)))
+                ordering=ordering, device=str(device), n_threads=n_threads, agreement=agreement)

@@ -160,7 +160,10 @@ def test_benchmark_reports_ratio_and_agreement():
     r = benchmark_quilting(n_clips=2, sr=8000, clip_s=2.0, seg_ms=(50.0, 200.0), n_reference_clips=1, repeats=1)
     assert r["ms_per_clip_fast"] > 0 and r["ms_per_clip_reference"] > 0
     assert r["speedup"] == pytest.approx(r["ms_per_clip_reference"] / r["ms_per_clip_fast"])
+    assert r["speedup_vs_oracle"] == pytest.approx(r["ms_per_clip_reference_oracle"] / r["ms_per_clip_fast"])
+    assert r["timer"] == "process_time" and set(r["wall_ms_per_clip"]) == {"fast", "reference", "oracle"}
     assert r["agreement"]["order"] == 1.0
+    assert r["agreement"]["lean_order"] == 1.0 and r["agreement"]["lean_shifts"] == 1.0
 
 
 def test_all_sizes_at_once_equals_one_size_at_a_time():
@@ -174,3 +177,52 @@ def test_all_sizes_at_once_equals_one_size_at_a_time():
         np.testing.assert_array_equal(multi[ms].order, one.order)
         np.testing.assert_array_equal(multi[ms].shifts_samples, one.shifts_samples)
         np.testing.assert_array_equal(multi[ms].audio, one.audio)
+
+
+@pytest.mark.parametrize("ordering", ORDERINGS)
+def test_lean_reference_equals_the_oracle(ordering):
+    from stimuli.quilting import reference_quilt_lean
+    sr = 8000
+    x = _signal(3 * sr, sr, 17)[0]
+    for ms, extra in [(50.0, {}), (125.0, {}), (400.0, {"max_shift_ms": 0.0}), (3000.0, {})]:
+        ref = reference_quilt_numpy(x, sr, ms, ordering, seed=3, clip_index=1, **extra)
+        lean = reference_quilt_lean(x, sr, ms, ordering, seed=3, clip_index=1, **extra)
+        np.testing.assert_array_equal(lean.order, ref.order)
+        np.testing.assert_array_equal(lean.shifts_samples, ref.shifts_samples)
+        np.testing.assert_allclose(lean.audio, ref.audio, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_chunking_does_not_change_the_result(monkeypatch, dtype):
+    """Tiny working buffers force many feature chunks and one head block per step: same quilts."""
+    import stimuli.quilting as Q
+    sr = 8000
+    x = _signal(3 * sr, sr, 19, n_clips=3)
+    sizes = (50.0, 100.0, 400.0)
+    big = Q.quilt_multi(x, sr, sizes, "kim2024", seed=2, dtype=dtype)
+    monkeypatch.setattr(Q, "_CHUNK_ELEMENTS", 1)
+    small = Q.quilt_multi(x, sr, sizes, "kim2024", seed=2, dtype=dtype)
+    for ms in sizes:
+        np.testing.assert_array_equal(small[ms].order, big[ms].order)
+        np.testing.assert_array_equal(small[ms].shifts_samples, big[ms].shifts_samples)
+        np.testing.assert_array_equal(small[ms].audio, big[ms].audio)
+
+
+def test_mirror_pad_matches_reflect_index():
+    from stimuli.quilting import _mirror_pad
+    x = torch.arange(2 * 11, dtype=torch.float64).reshape(2, 11)
+    for pad in (0, 1, 5, 10, 11, 30):
+        np.testing.assert_array_equal(_mirror_pad(x, pad).numpy(), x.numpy()[:, reflect_index(11, pad)])
+
+
+def test_fast_path_matches_the_oracle_for_all_six_sizes():
+    from stimuli.quilting import quilt_multi
+    sr = 4000
+    x = _signal(10 * sr, sr, 23, n_clips=2)
+    multi = quilt_multi(x, sr, KIM_SEG_MS, "kim2024", seed=8, dtype=torch.float64)
+    for ms in KIM_SEG_MS:
+        for i in range(2):
+            ref = reference_quilt_numpy(x[i], sr, ms, "kim2024", seed=8, clip_index=i)
+            np.testing.assert_array_equal(multi[ms].order[i], ref.order)
+            np.testing.assert_array_equal(multi[ms].shifts_samples[i], ref.shifts_samples)
+            np.testing.assert_allclose(multi[ms].audio[i], ref.audio, atol=1e-6)
