@@ -45,11 +45,15 @@ def bench_quilting() -> list[dict]:
     r = benchmark_quilting(n_clips=16, n_threads=None)
     fast, ref = r["ms_per_clip_fast"], r["ms_per_clip_reference"]
     speedup = ref / fast
-    return [row("quilting, 10-s clip at 22,050 Hz, all six sizes (batched torch)", round(fast, 2), "ms/clip",
-                "≥ 10× faster than the per-boundary NumPy reference"),
-            row("quilting, per-boundary NumPy reference (np.convolve)", round(ref, 1), "ms/clip",
+    rows = [row("quilting, 10-s clip at 22,050 Hz, all six sizes (batched)", round(fast, 2), "ms/clip",
+                "≥ 10× faster than the per-boundary NumPy reference", note="CPU time"),
+            row("quilting, lean per-boundary NumPy reference (np.convolve)", round(ref, 1), "ms/clip",
                 "issue: about 105 ms on this hardware"),
-            row("quilting speed-up over the reference", round(speedup, 1), "×", "≥ 10", speedup >= 10)]
+            row("quilting speed-up over the lean reference", round(speedup, 1), "×", "≥ 10", speedup >= 10)]
+    if "speedup_vs_oracle" in r:
+        rows.append(row("quilting speed-up over the readable oracle (reference_quilt_numpy)",
+                        round(r["speedup_vs_oracle"], 1), "×", "(for information)"))
+    return rows
 
 
 def bench_corpus() -> list[dict]:
