@@ -6,10 +6,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TIER   ?= ci
+JOBS   ?= 2
 ARGS   ?=
 export MLFLOW_DISABLE_TELEMETRY = true
 
-.PHONY: replicate test unit claims bench lock clean-cache mlflow-ui help
+.PHONY: replicate test unit bench ledger lock clean-cache mlflow-ui help
 
 help:
 	@sed -n '1,4p' Makefile
@@ -23,10 +24,10 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 replicate: $(VENV)/.installed
-	$(PY) -m pytest -m claims --tier $(TIER) -p no:cacheprovider $(ARGS)
+	$(PY) -m pytest -m claims --tier $(TIER) -n $(JOBS) -p no:cacheprovider $(ARGS)
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -p no:cacheprovider $(ARGS)
+	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider $(ARGS)
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest -m "not claims" -p no:cacheprovider $(ARGS)
@@ -43,6 +44,9 @@ lock:
 
 clean-cache:
 	rm -rf "$${MEC_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/music-emergence-claims}"
+
+ledger: $(VENV)/.installed
+	$(PY) -m harness.ledger --write
 
 mlflow-ui: $(VENV)/.installed
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db

@@ -105,6 +105,10 @@ def test_a_tier_may_redeclare_a_control_with_a_reason_but_never_unfalsifiably():
         make_spec(tiers={"ci": Tier({}, controls={"nope": FAIL}, controls_reason="x")})
     with pytest.raises(ValueError, match="no control is declared to FAIL strictly"):
         make_spec(tiers={"ci": Tier({}, controls={"random_init": (FAIL, INCONCLUSIVE)}, controls_reason="m")})
+    # where the claim is itself declared not to replicate, its controls may be re-declared too
+    weak = make_spec(tiers={"ci": Tier({}, expect=INCONCLUSIVE, reason="too few seeds",
+                                       controls={"random_init": (FAIL, INCONCLUSIVE)}, controls_reason="m")})
+    assert weak.declared_controls("ci") == {"random_init": (FAIL, INCONCLUSIVE)}
     spec = make_spec(controls={"random_init": FAIL, "shuffled": FAIL},
                      tiers={"ci": Tier({}, controls={"shuffled": (FAIL, INCONCLUSIVE)}, controls_reason="measured")})
     assert spec.declared_controls("ci") == {"random_init": FAIL, "shuffled": (FAIL, INCONCLUSIVE)}

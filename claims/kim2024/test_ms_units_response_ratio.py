@@ -23,22 +23,31 @@ SPEC = Claim(
                   description="holds in every seed (min over seeds)"),
         Criterion("gain_vs_random", ">", 0.0, source="ours",
                   description="trained minus random-init ratio, same seed and architecture, > 0 in every seed"),
+        Criterion("gain_vs_logmel", ">", 0.0, source="ours",
+                  description="trained ratio minus the same pipeline on the input's mel band power, > 0 in every "
+                              "seed: the units must be more music-selective than the corpus's own spectra"),
     ],
-    controls={"random_init": "FAIL", "logmel_input": "FAIL"},
+    controls={"random_init": "FAIL"},
     control_notes={
         "random_init": "untrained networks of the same seeds (gain 0 by construction; ratio should be ~1)",
-        "logmel_input": "the same MSI/top-12.5 %/ratio pipeline on the time-averaged mel band power of the input",
     },
     tiers={
-        "ci": Tier(settings=tier_settings("ci"), expect="PASS"),
+        "ci": Tier(settings=tier_settings("ci"), expect="FAIL",
+                   reason="measured at ci (3 seeds main/random, 2 other; 2,400-clip embedded corpus, commit of 2026-11-22): trained networks reach 1.73-2.15x and beat random init by 0.46-0.80 in every "
+                          "seed, but the same pipeline on the input's mel band power already gives 2.17x, so "
+                          "the gain over the log-mel baseline is negative (-0.43 to -0.02): on the embedded "
+                          "corpus the music-selectivity of MS units does not exceed the corpus's own spectral "
+                          "statistics (its linear band AP is 0.86 against 0.44 on AudioSet)"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
     },
     notes="The ratio is a ratio of means over the MS units and clips. The log-mel baseline uses band power "
           "(non-negative, like a post-ReLU unit), one deterministic value. Measured at ci (3 seeds): trained "
           "1.99-2.38x, random init 1.24-1.46x, paired gain 0.61-1.07 (main PASS); but the log-mel input itself "
-          "reaches 1.69x, so the declared-FAIL logmel_input control PASSes and the test fails: on the embedded "
-          "corpus the 1.5x threshold is beaten by the input (music is 5.7 dB louder than non-music), and only the "
-          "paired gain over random init separates trained networks from the corpus's own statistics.",
+          "reaches 1.69x: on the embedded corpus the 1.5x threshold alone is beaten by the input (music is about "
+          "7 dB denser than non-music, as in real audio). A first version declared the log-mel pipeline a control "
+          "that must FAIL; it PASSed the ratio criterion, which showed the ratio alone cannot separate trained "
+          "networks from the corpus's statistics. The claim therefore also requires the paired gain over the "
+          "log-mel baseline (a stricter rule; the baseline's ratio is reported in values.json and the figure).",
 )
 
 
@@ -102,7 +111,9 @@ def test_ms_units_response_ratio(run):
 
     zero = Estimate.over_seeds(np.zeros(len(seeds)))
     return {
-        "main": Evidence({"ratio": Estimate.over_seeds(ratios), "gain_vs_random": Estimate.over_seeds(gain)}),
-        "random_init": Evidence({"ratio": Estimate.over_seeds(rand), "gain_vs_random": zero}),
-        "logmel_input": Evidence({"ratio": Estimate.point(lm)}),
+        "main": Evidence({"ratio": Estimate.over_seeds(ratios), "gain_vs_random": Estimate.over_seeds(gain),
+                          "gain_vs_logmel": Estimate.over_seeds(ratios - lm)},
+                         values={"logmel_ratio": lm}),
+        "random_init": Evidence({"ratio": Estimate.over_seeds(rand), "gain_vs_random": zero,
+                                 "gain_vs_logmel": Estimate.over_seeds(rand - lm)}),
     }
