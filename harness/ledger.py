@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from harness.options import REPO_ROOT
 from harness.registry import discover

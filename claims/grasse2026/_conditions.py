@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from analysis.stats import Estimate
 
 import numpy as np
 
@@ -246,7 +250,7 @@ def is_rsa(x) -> bool:
 
 
 # ------------------------------------------------------------------------------------ estimates
-def height_estimate(results: list) -> "Estimate":
+def height_estimate(results: list) -> Estimate:
     """Best-layer height ρ of each result (conditions x seeds): min/max interval, p = largest best-layer p."""
     from analysis.stats import Estimate
 
@@ -257,7 +261,7 @@ def height_estimate(results: list) -> "Estimate":
                     samples=tuple(rho))
 
 
-def chroma_estimate(results: list) -> "Estimate":
+def chroma_estimate(results: list) -> Estimate:
     """Best-layer partial chroma ρ (| height, acoustic) over seeds; p = largest FDR q at those layers."""
     from analysis.stats import Estimate
 
@@ -268,7 +272,7 @@ def chroma_estimate(results: list) -> "Estimate":
                     samples=tuple(rho))
 
 
-def detected_layers(results: list, rho_min: float = 0.1, q_max: float = 0.05) -> "Estimate":
+def detected_layers(results: list, rho_min: float = 0.1, q_max: float = 0.05) -> Estimate:
     """Number of layers with partial chroma ρ > rho_min and FDR q < q_max, min/max over seeds."""
     from analysis.stats import Estimate
 

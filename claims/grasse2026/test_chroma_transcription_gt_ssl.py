@@ -1,5 +1,4 @@
 """grasse2026.chroma.transcription_gt_ssl: transcription gives more chroma than self-supervised exposure."""
-import numpy as np
 import pytest
 
 from analysis.rsa import bootstrap_best_chroma_diff

@@ -1,5 +1,4 @@
 """grasse2026.height.all_models: every model and condition represents pitch height (RSA)."""
-import numpy as np
 import pytest
 
 from analysis.stats import Estimate

@@ -1,0 +1,322 @@
+"""Shared pipeline of the Kong et al. 2025 claims: music, log-mels, pre-training, layer outputs.
+
+Every expensive step goes through the cache, so the six claims share one rendered music set, one
+pre-trained ViT-1D and one extraction per model (trained, and the same network at initialisation).
+
+Splits (by track, seeded): ``pre`` = the tracks used for contrastive pre-training and for fitting
+probes (``fit``) and choosing probe layers (``val``); ``test`` = held-out tracks, never seen in
+pre-training, on which every claim statistic is computed.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+from analysis.attention import events_to_frames, received_attention
+from harness.errors import UserError
+from models.contrastive import AugmentConfig, PretrainConfig, log_mel_frames, pretrain_vit1d, random_init_like
+from models.vit1d import ViT1DConfig, extract_layers
+
+VERSION = "kong2025-pipeline-1"
+TAGS = ("collection", "ensemble", "mode", "tempo_class")
+
+
+@dataclass(frozen=True)
+class KongConfig:
+    """All settings of the Kong et al. pipeline (a tier's ``settings`` override the defaults).
+
+    Attributes (units in names)
+    ---------------------------
+    sr, n_mels, n_fft, hop_length : front end (16 kHz, 64 bands, 1024-sample window, 20-ms hop)
+    clip_s : length of each rendered track
+    crop_s : pre-training crop and analysis window length
+    n_tracks : rendered tracks; test_fraction of them are held out, val_fraction of the rest
+        choose probe layers
+    dim, depth, n_heads, mlp_ratio : ViT-1D shape
+    steps, batch_size, lr, temperature : NT-Xent pre-training
+    pretrain_source : "rendered" (ci) or "music_audio" (the user's folder, paper tier)
+    max_pretrain_clips : cap on clips cut from the user's folder
+    probe_frames : training frames subsampled for the frame-wise probes
+    n_shifts : circular-shift surrogates
+    onset_tol_s, chord_tol_s : event matching tolerances
+    checker_half_s : checkerboard kernel half width
+    n_boot : bootstrap resamples
+    seed : one seed for rendering, splits, init and training
+    """
+
+    sr: int = 16000
+    n_mels: int = 64
+    n_fft: int = 1024
+    hop_length: int = 320
+    clip_s: float = 8.0
+    crop_s: float = 2.0
+    n_tracks: int = 192
+    test_fraction: float = 1 / 3
+    val_fraction: float = 0.25
+    dim: int = 64
+    depth: int = 4
+    n_heads: int = 4
+    mlp_ratio: float = 2.0
+    steps: int = 250
+    batch_size: int = 32
+    lr: float = 1e-3
+    temperature: float = 0.1
+    pretrain_source: str = "rendered"
+    max_pretrain_clips: int = 20000
+    probe_frames: int = 20000
+    n_shifts: int = 1000
+    onset_tol_s: float = 0.05
+    chord_tol_s: float = 0.1
+    checker_half_s: float = 0.5
+    n_boot: int = 10000
+    seed: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "KongConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - names - {"seeds"})
+        if unknown:
+            raise UserError(f"unknown Kong et al. settings {unknown}; valid keys are {sorted(names)}")
+        return cls(**{k: v for k, v in settings.items() if k in names})
+
+    @property
+    def hop_s(self) -> float:
+        return self.hop_length / self.sr
+
+    @property
+    def crop_frames(self) -> int:
+        return int(round(self.crop_s / self.hop_s))
+
+    def model_config(self) -> ViT1DConfig:
+        return ViT1DConfig(n_mels=self.n_mels, dim=self.dim, depth=self.depth, n_heads=self.n_heads,
+                           mlp_ratio=self.mlp_ratio)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _sha(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:20]
+
+
+def render_tracks(cfg: KongConfig, cache=None):
+    """The rendered music set with ground truth (stimuli.music.render_music_set)."""
+    from stimuli.music import render_music_set
+
+    return render_music_set(n_tracks=cfg.n_tracks, clip_s=cfg.clip_s, sr=cfg.sr, seed=cfg.seed,
+                            frame_hop_s=cfg.hop_s, cache=cache)
+
+
+def split_tracks(n_tracks: int, test_fraction: float, val_fraction: float, seed: int) -> dict:
+    """Seeded track split: ``fit``, ``val`` (together ``pre``) and ``test`` index arrays (sorted)."""
+    rng = np.random.default_rng(seed + 7919)
+    perm = rng.permutation(n_tracks)
+    n_test = int(round(n_tracks * test_fraction))
+    test, pre = np.sort(perm[:n_test]), perm[n_test:]
+    n_val = int(round(len(pre) * val_fraction))
+    if n_test < 4 or n_val < 2 or len(pre) - n_val < 4:
+        raise UserError(f"{n_tracks} tracks are too few for the Kong et al. splits; render at least 24")
+    return {"fit": np.sort(pre[n_val:]), "val": np.sort(pre[:n_val]), "pre": np.sort(pre), "test": test}
+
+
+def load_music_folder(root: Path, sr: int, clip_s: float, max_clips: int) -> np.ndarray:
+    """Cut every audio file under ``root`` into non-overlapping ``clip_s`` clips at ``sr`` (mono)."""
+    import librosa
+
+    exts = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aiff", ".aif"}
+    files = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in exts)
+    if not files:
+        raise UserError(f"no audio files in {root}; point --music-audio at a folder of music (wav/flac/mp3)")
+    n = int(round(clip_s * sr))
+    clips = []
+    for f in files:
+        y, _ = librosa.load(f, sr=sr, mono=True)
+        for i in range(len(y) // n):
+            clips.append(y[i * n : (i + 1) * n])
+            if len(clips) >= max_clips:
+                return np.stack(clips).astype(np.float32)
+    if len(clips) < 2:
+        raise UserError(f"the music in {root} gives fewer than 2 clips of {clip_s} s; add more audio")
+    return np.stack(clips).astype(np.float32)
+
+
+@dataclass
+class KongBundle:
+    """Everything the Kong et al. claims read."""
+
+    cfg: KongConfig
+    music: object
+    mel: np.ndarray
+    splits: dict
+    outputs: dict  # "trained" / "random_init" -> arrays from extract_layers (tokens float16)
+    history: dict
+    trained_state: dict
+    model_config: ViT1DConfig
+    data_hash: str
+    pretrain_hash: str
+
+
+def load_bundle(cfg: KongConfig, cache=None, device="cpu", music_audio_root: Path | None = None,
+                verbose: bool = False) -> KongBundle:
+    """Render, featurise, pre-train and extract (each step cached when ``cache`` is given).
+
+    Parameters
+    ----------
+    cfg : KongConfig
+    cache : harness.cache.Cache or None
+    device : str or torch.device
+    music_audio_root : Path, optional
+        The user's music folder (required when ``cfg.pretrain_source == "music_audio"``).
+    verbose : bool
+    """
+    music = render_tracks(cfg, cache)
+    audio = np.asarray(music.audio, dtype=np.float32)
+    data_hash = _sha(audio)
+    feat_conf = {"data": data_hash, "sr": cfg.sr, "n_mels": cfg.n_mels, "n_fft": cfg.n_fft, "hop": cfg.hop_length}
+
+    def build_mel():
+        return {"mel": log_mel_frames(audio, cfg.sr, cfg.n_mels, cfg.n_fft, cfg.hop_length, device=device)}
+
+    mel = (cache.arrays("kong2025-logmel", feat_conf, build_mel, version=VERSION) if cache else build_mel())["mel"]
+    splits = split_tracks(len(audio), cfg.test_fraction, cfg.val_fraction, cfg.seed)
+
+    if cfg.pretrain_source == "rendered":
+        pre_mel = mel[splits["pre"]]
+    elif cfg.pretrain_source == "music_audio":
+        if music_audio_root is None:
+            raise UserError("pretrain_source='music_audio' needs a music folder; set --music-audio PATH")
+        clips = load_music_folder(music_audio_root, cfg.sr, cfg.clip_s, cfg.max_pretrain_clips)
+        pre_mel = log_mel_frames(clips, cfg.sr, cfg.n_mels, cfg.n_fft, cfg.hop_length, device=device)
+    else:
+        raise UserError(f"pretrain_source={cfg.pretrain_source!r} is unknown; use 'rendered' or 'music_audio'")
+    pretrain_hash = _sha(pre_mel)
+    mcfg = cfg.model_config()
+    tcfg = PretrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, crop_frames=cfg.crop_frames, lr=cfg.lr,
+                          temperature=cfg.temperature, seed=cfg.seed)
+    train_conf = {"pretrain_data": pretrain_hash, "model": mcfg.to_dict(), "train": tcfg.to_dict(),
+                  "aug": asdict(AugmentConfig())}
+
+    def build_model():
+        model, history = pretrain_vit1d(pre_mel, mcfg, tcfg, device=device, verbose=verbose)
+        return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "history": history}
+
+    trained = cache.pickle("kong2025-vit1d", train_conf, build_model, version=VERSION) if cache else build_model()
+    models = {
+        "trained": random_init_like(pre_mel, mcfg, seed=cfg.seed, device=device),
+        "random_init": random_init_like(pre_mel, mcfg, seed=cfg.seed, device=device),
+    }
+    models["trained"].load_state_dict(trained["state_dict"])
+    outputs = {}
+    for kind, model in models.items():
+        conf = {**train_conf, "kind": kind, "data": data_hash, "feat": feat_conf, "window": cfg.crop_frames}
+
+        def build_out(model=model):
+            res = extract_layers(model, mel, cfg.crop_frames, device=device, attention_reducer=received_attention,
+                                 keep_attention_windows=0)
+            res["tokens"] = res["tokens"].astype(np.float16)
+            res["final_sequence"] = res["final_sequence"].astype(np.float16)
+            return res
+
+        outputs[kind] = cache.arrays("kong2025-layers", conf, build_out, version=VERSION) if cache else build_out()
+    return KongBundle(cfg=cfg, music=music, mel=mel, splits=splits, outputs=outputs, history=trained["history"],
+                      trained_state=trained["state_dict"], model_config=mcfg, data_hash=data_hash, pretrain_hash=pretrain_hash)
+
+
+# --------------------------------------------------------------------------------- track views
+def n_windows(bundle: KongBundle) -> int:
+    return bundle.mel.shape[1] // bundle.cfg.crop_frames
+
+
+def track_frames(bundle: KongBundle) -> int:
+    """Frames per track covered by whole windows."""
+    return n_windows(bundle) * bundle.cfg.crop_frames
+
+
+def tokens_by_track(out: dict, n_tracks: int, n_win: int) -> np.ndarray:
+    """Window tokens [layers, windows, T, D] -> per-track frames [layers, tracks, n_win * T, D] (float32)."""
+    tok = out["tokens"]
+    layers, _, t, d = tok.shape
+    return tok.reshape(layers, n_tracks, n_win * t, d)
+
+
+def onset_frames(bundle: KongBundle, tracks) -> np.ndarray:
+    """Boolean onset indicators [len(tracks), track_frames]."""
+    nf = track_frames(bundle)
+    return np.stack([events_to_frames(bundle.music.onsets_s[i], nf, bundle.cfg.hop_s) for i in tracks])
+
+
+def concat_windows(x: np.ndarray, tracks, n_win: int) -> np.ndarray:
+    """Per-window curves [layers, windows, T] of all tracks -> concatenated over ``tracks`` [layers, len*n_win*T]."""
+    layers, _, t = x.shape
+    per_track = x.reshape(layers, -1, n_win * t)
+    return per_track[:, np.asarray(tracks)].reshape(layers, -1)
+
+
+# --------------------------------------------------------------------------------- tiers
+CI_SETTINGS = dict(sr=16000, n_mels=64, n_fft=1024, hop_length=320, clip_s=8.0, crop_s=2.0, n_tracks=192,
+                   dim=64, depth=4, n_heads=4, mlp_ratio=2.0, steps=250, batch_size=32, lr=1e-3, temperature=0.1,
+                   pretrain_source="rendered", probe_frames=20000, n_shifts=1000, n_boot=10000, seed=0)
+# Paper tier: the user's music for pre-training and a larger model; Kong et al.'s public sibling code
+# uses 16 kHz, 4-s crops, 128 mel bands and n_fft 1024. Sizes are placeholders for the user to set.
+PAPER_SETTINGS = dict(sr=16000, n_mels=128, n_fft=1024, hop_length=320, clip_s=16.0, crop_s=4.0, n_tracks=1200,
+                      dim=192, depth=6, n_heads=6, mlp_ratio=4.0, steps=20000, batch_size=128, lr=5e-4,
+                      temperature=0.1, pretrain_source="music_audio", probe_frames=200000, n_shifts=10000,
+                      n_boot=10000, seed=0)
+
+
+def bundle_for(run) -> KongBundle:
+    """The shared bundle for a claim run (cached across the six claims)."""
+    cfg = KongConfig.from_settings(run.settings)
+    root = run.require_data("music_audio") if cfg.pretrain_source == "music_audio" else None
+    return load_bundle(cfg, cache=run.cache, device=run.device, music_audio_root=root,
+                       verbose=bool(getattr(run.session, "verbose", False)))
+
+
+def surrogate_estimate(res: dict, p_corrected: float, n_layers: int, level: float = 0.99):
+    """Estimate of an event F-measure's excess over circular-shift surrogates.
+
+    ``value = F - mean(null)``; the interval is ``F - quantile(null, [1 - a, a])`` with
+    ``a = (1 - level) / 2``, so ``low > t`` means F beats the surrogates' upper quantile by ``t``.
+    """
+    from analysis.stats import Estimate
+
+    a = (1 - level) / 2
+    null = np.asarray(res["null"])
+    return Estimate(value=res["f"] - null.mean(), low=res["f"] - np.quantile(null, 1 - a),
+                    high=res["f"] - np.quantile(null, a), p=p_corrected, n=len(null), level=level,
+                    method=f"circular-shift surrogates ({len(null)}), best of {n_layers} layers, Bonferroni p")
+
+
+def excess_over(a, b):
+    """Trained minus random-init excess, with the conservative interval ``[a.low - b.high, a.high - b.low]``.
+
+    Each input's interval comes from its own surrogates; the difference interval is wider than a
+    paired test's, so a PASS on it is safe and an INCONCLUSIVE may be conservative.
+    """
+    from analysis.stats import Estimate
+
+    return Estimate(value=a.value - b.value, low=a.low - b.high, high=a.high - b.low, n=a.n, level=a.level,
+                    method="difference of two surrogate intervals (conservative)")
+
+
+def layer_ssms(bundle: KongBundle, kind: str, track: int) -> np.ndarray:
+    """Cosine SSMs of one track's sequence tokens, per layer [layers, frames, frames]."""
+    from analysis.ssm import cosine_ssm
+
+    out = bundle.outputs[kind]
+    nw = n_windows(bundle)
+    sel = out["tokens"][:, track * nw : (track + 1) * nw]  # [L, nw, T, D]
+    return cosine_ssm(sel.reshape(sel.shape[0], -1, sel.shape[-1]).astype(np.float32))
+
+
+def reference_features(bundle: KongBundle, tracks) -> dict:
+    """Chroma, MFCC (timbre) and onset-context features [len(tracks), frames, dims] of whole windows."""
+    from analysis.ssm import chroma_features, mfcc_from_log_mel, onset_context_features
+
+    cfg, nf = bundle.cfg, track_frames(bundle)
+    tracks = np.asarray(tracks)
+    mel = bundle.mel[tracks, :nf]
+    chroma = chroma_features(np.asarray(bundle.music.audio)[tracks], cfg.sr, cfg.n_fft, cfg.hop_length)[:, :nf]
+    return {"chroma": chroma, "timbre_mfcc": mfcc_from_log_mel(mel), "onsets": onset_context_features(mel)}
