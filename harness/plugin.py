@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -47,6 +48,7 @@ def pytest_configure(config):
                  "gpu: needs a CUDA device"):
         config.addinivalue_line("markers", line)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    _isolate_numba_cache(config)
     try:
         state = _build_state(config)
     except UserError as e:
@@ -77,6 +79,29 @@ def _build_state(config) -> dict:
 
 
 @pytest.hookimpl(optionalhook=True)
+def _isolate_numba_cache(config) -> None:
+    """Give each pytest-xdist worker its own numba cache directory.
+
+    librosa compiles its kernels with ``numba.jit(cache=True)`` into ``site-packages``; two
+    processes writing and loading the same cache file at once can segfault (reproduced here:
+    1 crash in 9 concurrent cold starts of ``librosa.onset.onset_detect``). A per-worker
+    directory under the harness cache removes the race and stays warm across sessions.
+    An explicit ``NUMBA_CACHE_DIR`` is respected.
+    """
+    worker = getattr(config, "workerinput", None)
+    if worker is None or os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    from harness.cache import default_cache_root
+
+    root = config.getoption("cache_dir")
+    root = Path(root).expanduser() if root else default_cache_root()
+    path = root / "numba" / str(worker.get("workerid", "gw"))
+    os.environ["NUMBA_CACHE_DIR"] = str(path)
+    numba_config = sys.modules.get("numba.core.config")
+    if numba_config is not None:  # numba imported already: its config reads the env only once
+        numba_config.CACHE_DIR = str(path)
+
+
 def pytest_configure_node(node):
     """pytest-xdist: every worker joins the controller's session."""
     node.workerinput["mec_session_id"] = node.config.stash[_STATE]["session_id"]

@@ -182,3 +182,19 @@ def test_xdist_two_workers_log_to_one_store_without_lock_errors(pytester):
     sessions = con.execute("select count(*) from tags where key='mec.level' and value='session'").fetchone()[0]
     claims = con.execute("select count(*) from tags where key='mec.level' and value='claim'").fetchone()[0]
     assert sessions == 1 and claims == 4
+
+
+def test_xdist_workers_get_their_own_numba_cache(pytester, monkeypatch):
+    """Concurrent numba cache writes segfaulted a CI worker (librosa's cache=True kernels)."""
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    pytester.makepyfile(test_numba_env='''
+import os, pathlib
+import pytest
+
+@pytest.mark.parametrize("i", range(4))
+def test_env(i):
+    path = pathlib.Path(os.environ["NUMBA_CACHE_DIR"])
+    assert path.parent.name == "numba" and path.name == os.environ["PYTEST_XDIST_WORKER"]
+''')
+    result = run(pytester, "-n", "2")
+    result.assert_outcomes(passed=4)
