@@ -38,7 +38,7 @@ bench: $(VENV)/.installed
 # Re-pin requirements.lock from pyproject.toml (needs network access to PyPI).
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/pip install --quiet -e ".[dev]"
+	.venv-lock/bin/pip install --quiet -e ".[dev,pitch,server]"
 	.venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 	rm -rf .venv-lock
 
