@@ -22,8 +22,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", default=None, help=f"subset of: {', '.join(R.BENCHES)}")
     ap.add_argument("--with-claims", action="store_true",
-                    help="also run the ci claims twice (cold, then warm cache) and time both")
-    ap.add_argument("--claims-k", default="", help="-k expression for --with-claims (default all claims)")
+                    help="also time the ci claims: each paper cold (own empty cache, 2 workers), then all warm")
+    ap.add_argument("--claims-k", default="", help="-k expression for --with-claims, e.g. kong2025 (default: each paper in turn)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: 'one core')")
     ap.add_argument("--out", default=str(REPO / "reports" / "bench.json"))
     args = ap.parse_args(argv)

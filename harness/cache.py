@@ -121,6 +121,29 @@ class Cache:
     def misses(self) -> int:
         return sum(e.outcome != "hit" for e in self.events)
 
+    # ------------------------------------------------------------ scheduling
+    def busy(self, namespace: str, config: Mapping, *, version: str) -> bool:
+        """True when the entry is absent and another process is building it right now.
+
+        Lets a worker pick other work instead of waiting on the build lock (see
+        ``claims.kim2024._conditions.KimConditions.prefetch``). Advisory only: the answer can be
+        stale a moment later, and :meth:`directory` stays correct either way.
+        """
+        from filelock import FileLock, Timeout
+
+        key = self.key(namespace, config, version)
+        ns_dir = self.root / namespace
+        if (ns_dir / key / MANIFEST).is_file():
+            return False
+        ns_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(ns_dir / f".{key}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return True
+        lock.release()
+        return False
+
     # ------------------------------------------------------------ directory
     def directory(self, namespace: str, config: Mapping, build: Callable[[Path], None], *,
                   version: str) -> Path:

@@ -124,3 +124,26 @@ def test_default_root_honours_env(monkeypatch, tmp_path):
     monkeypatch.delenv("MEC_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_root() == tmp_path / "xdg" / "music-emergence-claims"
+
+
+def test_busy_is_true_only_while_another_process_builds(tmp_path):
+    cache = Cache(tmp_path)
+    cfg = {"a": 1}
+    assert not cache.busy("ns", cfg, version="v1")
+    lock = tmp_path / "ns" / f".{cache.key('ns', cfg, 'v1')}.lock"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from filelock import FileLock
+        with FileLock({str(lock)!r}):
+            print("held", flush=True)
+            sys.stdin.readline()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert cache.busy("ns", cfg, version="v1")
+        assert not cache.busy("ns", {"a": 2}, version="v1")  # another entry is free
+    finally:
+        holder.communicate("\n", timeout=30)
+    assert not cache.busy("ns", cfg, version="v1")
+    cache.json("ns", cfg, lambda: 1, version="v1")
+    assert not cache.busy("ns", cfg, version="v1")  # built: nothing to wait for

@@ -250,26 +250,27 @@ def is_rsa(x) -> bool:
 
 
 # ------------------------------------------------------------------------------------ estimates
-def height_estimate(results: list) -> Estimate:
-    """Best-layer height ρ of each result (conditions x seeds): min/max interval, p = largest best-layer p."""
+def _best_layer_estimate(results: list, rho_attr: str, p_attr: str, layer_attr: str, method: str) -> Estimate:
+    """Each result's ρ at its best layer: mean, min/max interval, p = the largest p at those layers."""
     from analysis.stats import Estimate
 
-    rho = np.array([r.height_rho[r.best_height_layer] for r in results])
-    p = max(float(r.height_p[r.best_height_layer]) for r in results)
+    layers = [getattr(r, layer_attr) for r in results]
+    rho = np.array([getattr(r, rho_attr)[k] for r, k in zip(results, layers)])
+    p = max(float(getattr(r, p_attr)[k]) for r, k in zip(results, layers))
     return Estimate(value=float(rho.mean()), low=float(rho.min()), high=float(rho.max()), p=p, n=len(results),
-                    method="min/max over models; p = largest permutation p at the best layers", level=None,
-                    samples=tuple(rho))
+                    method=method, level=None, samples=tuple(rho))
+
+
+def height_estimate(results: list) -> Estimate:
+    """Best-layer height ρ of each result (conditions x seeds): min/max interval, p = largest best-layer p."""
+    return _best_layer_estimate(results, "height_rho", "height_p", "best_height_layer",
+                                "min/max over models; p = largest permutation p at the best layers")
 
 
 def chroma_estimate(results: list) -> Estimate:
     """Best-layer partial chroma ρ (| height, acoustic) over seeds; p = largest FDR q at those layers."""
-    from analysis.stats import Estimate
-
-    rho = np.array([r.chroma_acoustic_rho[r.best_chroma_layer] for r in results])
-    q = max(float(r.chroma_acoustic_q[r.best_chroma_layer]) for r in results)
-    return Estimate(value=float(rho.mean()), low=float(rho.min()), high=float(rho.max()), p=q, n=len(results),
-                    method="min/max over seeds; p = largest BH q (across layers) at the best layers", level=None,
-                    samples=tuple(rho))
+    return _best_layer_estimate(results, "chroma_acoustic_rho", "chroma_acoustic_q", "best_chroma_layer",
+                                "min/max over seeds; p = largest BH q (across layers) at the best layers")
 
 
 def detected_layers(results: list, rho_min: float = 0.1, q_max: float = 0.05) -> Estimate:

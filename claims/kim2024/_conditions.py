@@ -88,8 +88,34 @@ class KimConditions:
         self.timings: dict = {}
 
     @classmethod
-    def from_run(cls, run) -> "KimConditions":
-        return cls(run.settings, run.cache, run.device, run.data, verbose=getattr(run.session, "verbose", False))
+    def from_run(cls, run, needs: tuple = ("without_music",)) -> "KimConditions":
+        """The conditions of a claim run, with the trained networks it ``needs`` built first.
+
+        ``needs`` names the trained conditions the claim analyses (every seed of each); they are
+        built through :meth:`prefetch`, so parallel workers share the training.
+        """
+        cond = cls(run.settings, run.cache, run.device, run.data, verbose=getattr(run.session, "verbose", False))
+        cond.prefetch(needs)
+        return cond
+
+    def prefetch(self, conditions) -> list:
+        """Make sure every seed of ``conditions`` is trained, cooperating with parallel workers.
+
+        Networks that another process is training right now are skipped and picked up last, so
+        two pytest-xdist workers that need the same six networks train three each instead of
+        queueing on the same lock. Returns the ``(condition, seed)`` pairs in the order they were
+        resolved.
+        """
+        pending = [(c, s) for c in conditions if c != "random_init" for s in self.seeds(c)]
+        done = []
+        while pending:
+            free = [cs for cs in pending
+                    if not self.cache.busy("kim2024-model", self.model_config(*cs), version=MODEL_VERSION)]
+            cs = free[0] if free else pending[0]  # nothing free: wait for the first one being built
+            self.model(*cs)
+            pending.remove(cs)
+            done.append(cs)
+        return done
 
     # ------------------------------------------------------------------ seeds
     def seeds(self, condition: str) -> list[int]:

@@ -67,7 +67,8 @@ def logmel_baseline(cond: KimConditions) -> float:
 def test_ms_units_response_ratio(run):
     import matplotlib.pyplot as plt
 
-    cond = KimConditions.from_run(run)
+    cond = KimConditions.from_run(
+        run, needs=("without_music", "with_music", "shuffled_labels", "without_music_and_speech"))
     seeds = cond.seeds("without_music")
     ratios, rand, msis = [], [], {}
     for seed in run.progress(seeds, "seeds"):

@@ -78,7 +78,7 @@ def test_natsound165_ratio(run):
     import matplotlib.pyplot as plt
 
     root = run.require_data("natsound165")
-    cond = KimConditions.from_run(run)
+    cond = KimConditions.from_run(run, needs=("without_music", "with_music"))
     main, rand = per_seed(cond, "without_music", root), per_seed(cond, "random_init", root)
     withm = per_seed(cond, "with_music", root)
     gain = np.array(main["ratio"]) - np.array(rand["ratio"])

@@ -35,7 +35,7 @@ SPEC = Claim(
 def test_no_speech_still_selective(run):
     import matplotlib.pyplot as plt
 
-    cond = KimConditions.from_run(run)
+    cond = KimConditions.from_run(run, needs=("without_music", "without_music_and_speech"))
     seeds = cond.seeds("without_music_and_speech")
     ratio, rand = [], []
     for s in seeds:

@@ -52,7 +52,7 @@ def evidence(curves: list) -> Evidence:
 def test_quilts_segment_size(run):
     import matplotlib.pyplot as plt
 
-    cond = KimConditions.from_run(run)
+    cond = KimConditions.from_run(run, needs=("without_music", "shuffled_labels"))
     seeds = cond.seeds("without_music")
     ms = [quilt_curve(cond, "without_music", s, "music", "ms") for s in seeds]
     non_ms = [quilt_curve(cond, "without_music", s, "music", "non_ms") for s in seeds]

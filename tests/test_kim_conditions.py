@@ -1,0 +1,31 @@
+"""KimConditions scheduling: parallel workers split the trainings instead of queueing."""
+from claims.kim2024._conditions import KimConditions
+
+
+class FakeCache:
+    def __init__(self, busy):
+        self._busy = set(busy)
+
+    def busy(self, namespace, config, *, version):
+        return (config["condition"], config["seed"]) in self._busy
+
+
+def conditions(busy):
+    cond = KimConditions(dict(seeds=3, seeds_other=2), FakeCache(busy), "cpu")
+    built = []
+    cond.model_config = lambda c, s: {"condition": c, "seed": s}
+    cond.model = lambda c, s: (built.append((c, s)), cond.cache._busy.discard((c, s)))
+    return cond, built
+
+
+def test_prefetch_builds_what_nobody_else_is_building_first():
+    cond, built = conditions(busy={("without_music", 0)})
+    order = cond.prefetch(["without_music", "random_init", "with_music"])
+    assert order == [("without_music", 1), ("without_music", 2), ("with_music", 0), ("with_music", 1),
+                     ("without_music", 0)]
+    assert built == order  # random init is never trained
+
+
+def test_prefetch_waits_for_the_first_when_everything_is_busy():
+    cond, built = conditions(busy={("without_music", 0), ("without_music", 1), ("without_music", 2)})
+    assert cond.prefetch(["without_music"]) == [("without_music", 0), ("without_music", 1), ("without_music", 2)]
