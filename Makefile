@@ -10,7 +10,7 @@ JOBS   ?= 2
 ARGS   ?=
 export MLFLOW_DISABLE_TELEMETRY = true
 
-.PHONY: replicate test unit bench ledger lock clean-cache mlflow-ui help
+.PHONY: replicate test test-server unit bench ledger lock clean-cache mlflow-ui help
 
 help:
 	@sed -n '1,4p' Makefile
@@ -28,6 +28,11 @@ replicate: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider $(ARGS)
+
+# PostgreSQL + `mlflow server` on loopback (.ci/tracking-server.sh), the scale-out tests, then a small
+# claim subset on 4 workers against the server, checked run by run (bench/scaleout.py; .ci/run calls it).
+test-server: $(VENV)/.installed
+	$(PY) -m bench.scaleout ci $(if $(ARGS),-- $(ARGS))
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest -m "not claims" -p no:cacheprovider $(ARGS)

@@ -139,3 +139,71 @@ def check_tracking_reachable(uri: str, timeout_s: float = 3.0) -> None:
         reason = getattr(e, "reason", e)
         raise UserError(f"MLflow tracking server {uri} is unreachable ({reason}); start it with "
                         f"`mlflow server --host 127.0.0.1 --port 5000` or use --mlflow-uri {DEFAULT_MLFLOW_URI}")
+
+
+# ------------------------------------------------------------------ scale-out: workers and shards
+SESSION_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def validate_session_id(session_id: str) -> str:
+    """Check a user-given session id (``--session-id`` / ``MEC_SESSION_ID``).
+
+    Shards on several machines pass the same id so their runs join one session in MLflow. The id
+    goes into MLflow filter strings and folder names, so only ``[A-Za-z0-9_.-]``, 1 to 64 chars.
+    """
+    if not session_id or len(session_id) > 64 or not set(session_id) <= SESSION_ID_CHARS:
+        raise UserError(f"--session-id {session_id!r}: use 1-64 characters from A-Z a-z 0-9 - _ . "
+                        f"(e.g. --session-id lab-$(date +%Y%m%d-%H%M))")
+    return session_id
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``--shard i/n`` (1-based) into ``(i, n)``; one-line error otherwise."""
+    try:
+        i_text, n_text = text.split("/")
+        index, count = int(i_text), int(n_text)
+    except ValueError:
+        index = count = 0
+    if count < 1 or not 1 <= index <= count:
+        raise UserError(f"--shard {text!r}: expected i/n with 1 <= i <= n, e.g. --shard 2/3")
+    return index, count
+
+
+def shard_members(claim_nodeids: list[str], index: int, count: int) -> set[str]:
+    """The claim tests that shard ``index`` of ``count`` runs.
+
+    Round-robin over the sorted pytest node ids, so the split is deterministic, balanced to within
+    one claim, and identical on every machine that collects the same tests (same commit, same
+    ``-k``/``-m``). Every claim lands in exactly one shard.
+    """
+    ordered = sorted(set(claim_nodeids))
+    return {nid for k, nid in enumerate(ordered) if k % count == index - 1}
+
+
+def worker_index(worker_id: str | None) -> int | None:
+    """``"gw3"`` → 3; None (not an xdist worker) → None."""
+    if not worker_id:
+        return None
+    digits = worker_id.removeprefix("gw")
+    return int(digits) if digits.isdigit() else None
+
+
+def worker_device(device, worker_id: str | None, n_gpus: int):
+    """The device of one pytest-xdist worker.
+
+    Worker ``gwK`` gets ``cuda:(K mod n_gpus)`` when the session resolved to plain ``cuda`` (or
+    ``auto`` on a GPU box). An explicit ``cuda:N`` and ``cpu`` are kept as given, as is the
+    controller's (``worker_id`` None) device.
+    """
+    import torch
+
+    device = torch.device(device)
+    k = worker_index(worker_id)
+    if device.type != "cuda" or device.index is not None or k is None or n_gpus < 1:
+        return device
+    return torch.device("cuda", k % n_gpus)
+
+
+def threads_per_worker(n_cores: int, n_workers: int) -> int:
+    """Torch intra-op threads for each of ``n_workers`` CPU workers on ``n_cores`` cores: ``max(1, cores // workers)``."""
+    return max(1, int(n_cores) // max(1, int(n_workers)))

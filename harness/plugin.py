@@ -17,7 +17,8 @@ import pytest
 
 from harness.errors import UserError
 from harness.options import (DATA_ROOTS, DEFAULT_MLFLOW_URI, REPO_ROOT, DataRoots,
-                             check_tracking_reachable, resolve_device, resolve_mlflow_uri)
+                             check_tracking_reachable, parse_shard, resolve_device, resolve_mlflow_uri,
+                             shard_members, threads_per_worker, validate_session_id, worker_device)
 from harness.spec import TIERS
 
 ROW_KEY = "mec_claim_row"
@@ -35,6 +36,11 @@ def pytest_addoption(parser):
                 help=f"MLflow tracking URI (default {DEFAULT_MLFLOW_URI}); 'none' disables tracking")
     g.addoption("--cache-dir", default=None,
                 help="cache root (default $MEC_CACHE_DIR, else $XDG_CACHE_HOME/music-emergence-claims)")
+    g.addoption("--session-id", default=os.environ.get("MEC_SESSION_ID") or None,
+                help="session id shared by shards on several machines (env MEC_SESSION_ID; default: a new uuid)")
+    g.addoption("--shard", default=os.environ.get("MEC_SHARD") or None, metavar="I/N",
+                help="run shard I of N of the collected claims (round-robin over sorted node ids); "
+                     "non-claim tests run in shard 1 only (env MEC_SHARD)")
     g.addoption("--report-dir", default=os.environ.get("MEC_REPORT_DIR", "reports"),
                 help="where reports/<session>/ and reports/latest/ are written (default reports)")
     for root in DATA_ROOTS.values():
@@ -61,8 +67,17 @@ def _build_state(config) -> dict:
     from harness.cache import Cache, default_cache_root
 
     worker = getattr(config, "workerinput", None)
-    session_id = worker["mec_session_id"] if worker else uuid.uuid4().hex
+    if worker:
+        session_id = worker["mec_session_id"]
+    elif config.getoption("session_id"):
+        session_id = validate_session_id(config.getoption("session_id"))
+    else:
+        session_id = uuid.uuid4().hex
+    shard = parse_shard(config.getoption("shard")) if config.getoption("shard") else None
     device = resolve_device(config.getoption("device"))
+    threads = None
+    if worker:
+        device, threads = _worker_resources(device, worker.get("workerid"))
     uri = config.getoption("mlflow_uri")
     uri = None if uri.lower() == "none" else resolve_mlflow_uri(uri)
     if uri and worker is None:
@@ -75,28 +90,57 @@ def _build_state(config) -> dict:
             "seeds": config.getoption("seeds"), "mlflow_uri": uri,
             "cache": Cache(cache_dir) if cache_dir else Cache(default_cache_root()),
             "data": DataRoots.from_config(config), "report_root": report_root,
-            "session": None, "rows": [], "t0": time.time(), "is_worker": worker is not None}
+            "session": None, "rows": [], "t0": time.time(), "is_worker": worker is not None,
+            "shard": shard, "threads": threads}
+
+
+def _worker_resources(device, worker_id: str | None):
+    """One device per xdist worker (``cuda:K mod n_gpus``); CPU workers share the cores.
+
+    CPU workers set ``torch.set_num_threads(max(1, cores // workers))`` unless ``OMP_NUM_THREADS``
+    is set (then torch already follows it). Returns ``(device, threads or None)``.
+    """
+    import torch
+
+    n_gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+    device = worker_device(device, worker_id, n_gpus)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        return device, None
+    if os.environ.get("OMP_NUM_THREADS"):
+        return device, None
+    n_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    n_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = threads_per_worker(n_cores, n_workers)
+    torch.set_num_threads(threads)
+    return device, threads
 
 
 @pytest.hookimpl(optionalhook=True)
 def _isolate_numba_cache(config) -> None:
-    """Give each pytest-xdist worker its own numba cache directory.
+    """Give each pytest process (controller or xdist worker) its own numba cache directory.
 
     librosa compiles its kernels with ``numba.jit(cache=True)`` into ``site-packages``; two
     processes writing and loading the same cache file at once can segfault (reproduced here:
-    1 crash in 9 concurrent cold starts of ``librosa.onset.onset_detect``). A per-worker
-    directory under the harness cache removes the race and stays warm across sessions.
+    1 crash in 9 concurrent cold starts of ``librosa.onset.onset_detect``; and 2 of 2 single-process
+    runs of ``kong2025.ssm.chord_changes`` while other sessions ran on the machine). A directory per
+    host and worker (``<cache>/numba/<host>-<gwK|main>``) under the harness cache removes the race,
+    also for shards on several machines sharing one cache, and stays warm across sessions.
     An explicit ``NUMBA_CACHE_DIR`` is respected.
     """
-    worker = getattr(config, "workerinput", None)
-    if worker is None or os.environ.get("NUMBA_CACHE_DIR"):
-        return
+    import socket
+
+    auto = os.environ.get("MEC_NUMBA_CACHE_AUTO")
+    if os.environ.get("NUMBA_CACHE_DIR") and os.environ.get("NUMBA_CACHE_DIR") != auto:
+        return  # the user's choice
     from harness.cache import default_cache_root
 
+    worker = getattr(config, "workerinput", None)
+    name = str(worker.get("workerid", "gw")) if worker is not None else "main"
     root = config.getoption("cache_dir")
     root = Path(root).expanduser() if root else default_cache_root()
-    path = root / "numba" / str(worker.get("workerid", "gw"))
-    os.environ["NUMBA_CACHE_DIR"] = str(path)
+    path = root / "numba" / f"{socket.gethostname()}-{name}"
+    os.environ["NUMBA_CACHE_DIR"] = os.environ["MEC_NUMBA_CACHE_AUTO"] = str(path)
     numba_config = sys.modules.get("numba.core.config")
     if numba_config is not None:  # numba imported already: its config reads the env only once
         numba_config.CACHE_DIR = str(path)
@@ -157,8 +201,11 @@ def git_dirty() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """At the paper tier, stop at once (one line) when a selected claim's data root is missing."""
+    """Keep this shard's claims; at the paper tier, stop at once (one line) when a selected claim's
+    data root is missing."""
     st = config.stash[_STATE]
+    if st["shard"] is not None:
+        _select_shard(config, items, *st["shard"])
     if st["device"].type != "cuda":
         skip_gpu = pytest.mark.skip(reason=f"needs a CUDA device (running on {st['device']})")
         for item in items:
@@ -174,6 +221,18 @@ def pytest_collection_modifyitems(config, items):
             reason = st["data"].missing_reason(key)
             if reason:
                 raise pytest.UsageError(f"{spec.id} at --tier paper: {reason}")
+
+
+def _select_shard(config, items, index: int, count: int) -> None:
+    """Deselect the claims of other shards (and, outside shard 1, every non-claim test)."""
+    is_claim = lambda item: getattr(getattr(item, "function", None), "__claim_spec__", None) is not None
+    mine = shard_members([it.nodeid for it in items if is_claim(it)], index, count)
+    keep = [it for it in items if (it.nodeid in mine if is_claim(it) else index == 1)]
+    kept = {id(it) for it in keep}
+    dropped = [it for it in items if id(it) not in kept]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @pytest.fixture
@@ -316,6 +375,11 @@ class ClaimsReporter:
         elif st["mlflow_uri"]:
             tr.write_line(f"runs:   mlflow ui --backend-store-uri {display_uri(st['mlflow_uri'])}   "
                           f"(experiment {experiment_name(st['tier'])}, session {st['session_id'][:12]})")
+        if st["shard"] is not None:
+            i, n = st["shard"]
+            uri = "" if not st["mlflow_uri"] else f" --mlflow-uri {display_uri(st['mlflow_uri'])}"
+            tr.write_line(f"shard {i}/{n}: this report holds this shard's claims; the whole session: "
+                          f"python -m harness.report --session {st['session_id']} --tier {st['tier']}{uri}")
 
 
 def display_uri(uri: str) -> str:

@@ -158,47 +158,102 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _search_all(client, exp: str, filter_string: str, order_by=None) -> list:
+    """Every run matching ``filter_string`` (follows page tokens)."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([exp], filter_string, max_results=1000, order_by=order_by, page_token=token)
+        runs += list(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return runs
+
+
+def _row_of_run(client, run) -> dict:
+    """The report row a claim run logged (``values.json``), or a stub from its tags."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            path = client.download_artifacts(run.info.run_id, "values.json", d)
+            row = json.loads(Path(path).read_text())["row"]
+    except Exception:  # noqa: BLE001 - a run that died before concluding
+        tags = run.data.tags
+        row = {"claim_id": tags.get("mec.claim_id", "?"), "variant": tags.get("mec.variant", ""),
+               "paper": tags.get("mec.paper"), "verdict": tags.get("mec.verdict", "ERROR"), "value": None,
+               "ci_low": None, "ci_high": None, "comparator": "?", "threshold": None, "expected": None,
+               "controls": {}, "outcome": "error", "reported": None, "mlflow_run_id": run.info.run_id,
+               "error": tags.get("mec.error", f"the run ended {run.info.status} without a logged verdict")}
+    row["mlflow_run_id"] = run.info.run_id
+    row["_start_time"] = run.info.start_time
+    return row
+
+
+def merge_claim_rows(rows: list[dict]) -> list[dict]:
+    """One row per claim (id and variant): a concluded verdict beats ERROR/RUNNING, then the latest run.
+
+    A claim rerun in the same session (a shard restarted after a crash, a retried worker) leaves
+    several claim runs; the report lists the claim once, with ``attempts`` counting its runs.
+    """
+    by_key: dict[tuple, list[dict]] = {}
+    for r in rows:
+        by_key.setdefault((r["claim_id"], r.get("variant", "")), []).append(r)
+    out = []
+    for key, group in by_key.items():
+        concluded = lambda r: r.get("verdict") not in ("ERROR", "RUNNING", None)
+        best = max(group, key=lambda r: (concluded(r), r.get("_start_time") or 0))
+        best = {k: v for k, v in best.items() if k != "_start_time"}
+        best["attempts"] = len(group)
+        out.append(best)
+    return sorted(out, key=lambda r: (r["claim_id"], r.get("variant", "")))
+
+
 def rows_from_mlflow(uri: str, tier: str, session: str | None) -> tuple[str, list[dict]]:
-    """Rebuild report rows from the tracking store (the claim runs' values.json)."""
+    """Rebuild report rows from the tracking store alone (the claim runs' ``values.json``).
+
+    Merges every session-level run tagged with the session id (shards on several machines,
+    or a duplicate left by a race) and lists each claim once (:func:`merge_claim_rows`).
+    """
+    import os
+
+    from harness.errors import UserError
     from harness.tracking import Tracker
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per claim otherwise
     tr = Tracker(uri, tier)
     client = tr.client
     exp = tr.experiment_id
     if session is None:
-        found = client.search_runs([exp], "tags.`mec.level` = 'session'", max_results=1,
-                                   order_by=["attributes.start_time DESC"])
+        found = tr._call(client.search_runs, [exp], "tags.`mec.level` = 'session'", max_results=1,
+                         order_by=["attributes.start_time DESC"])
         if not found:
-            raise SystemExit(f"no session runs in {uri} for tier {tier}")
+            raise UserError(f"no session runs in {uri} for tier {tier}; run the claims first or pass --tier")
         session = found[0].data.tags["mec.session_id"]
-    parents = client.search_runs([exp], f"tags.`mec.session_id` = '{session}'", max_results=1)
-    if not parents:
-        raise SystemExit(f"session {session} not found in {uri}")
-    parent = parents[0].info.run_id
-    runs = client.search_runs([exp], f"tags.`mlflow.parentRunId` = '{parent}' and tags.`mec.level` = 'claim'",
-                              max_results=5000)
-    rows = []
-    import mlflow.artifacts
+    from harness.options import validate_session_id
 
-    for run in runs:
-        try:
-            d = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/values.json")
-            rows.append(d["row"])
-        except Exception:  # noqa: BLE001 - a run that died before concluding
-            rows.append({"claim_id": run.data.tags.get("mec.claim_id", "?"), "variant": run.data.tags.get("mec.variant", ""),
-                         "verdict": run.data.tags.get("mec.verdict", "ERROR"), "value": None, "ci_low": None,
-                         "ci_high": None, "comparator": "?", "threshold": None, "expected": None, "controls": {},
-                         "outcome": "error", "reported": None})
-    return session, rows
+    validate_session_id(session)
+    parents = tr.session_runs(session)
+    if not parents:
+        raise UserError(f"session {session} not found in {uri} (tier {tier}); check --session, --tier "
+                        f"and --mlflow-uri")
+    runs = []
+    for parent in parents:
+        runs += tr._call(_search_all, client, exp, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' "
+                                                   f"and tags.`mec.level` = 'claim'")
+    return session, merge_claim_rows([tr._call(_row_of_run, client, run) for run in runs])
 
 
 def main(argv=None) -> int:
+    import os
+
     from harness.options import DEFAULT_MLFLOW_URI, resolve_mlflow_uri
 
     ap = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.splitlines()[0])
-    ap.add_argument("--mlflow-uri", default=DEFAULT_MLFLOW_URI)
-    ap.add_argument("--tier", default="ci", choices=("ci", "paper"))
-    ap.add_argument("--session", default=None, help="session id (default: the latest)")
+    ap.add_argument("--mlflow-uri", default=os.environ.get("MEC_MLFLOW_URI", DEFAULT_MLFLOW_URI))
+    ap.add_argument("--tier", default=os.environ.get("MEC_TIER", "ci"), choices=("ci", "paper"))
+    ap.add_argument("--session", default=os.environ.get("MEC_SESSION_ID") or None,
+                    help="session id (default: $MEC_SESSION_ID, else the latest session)")
+    ap.add_argument("--out", default=None, help="also write claims.json and claims.md into this folder")
     args = ap.parse_args(argv)
     from harness.errors import UserError
 
@@ -209,7 +264,15 @@ def main(argv=None) -> int:
         return 2
     for line in terminal_table(rows):
         print(line)
-    print(f"\nsession {session}: {len(rows)} claims")
+    reruns = sum(r.get("attempts", 1) - 1 for r in rows)
+    print(f"\nsession {session}: {len(rows)} claims" + (f" ({reruns} reruns merged)" if reruns else ""))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        meta = {"session_id": session, "tier": args.tier, "mlflow_uri": args.mlflow_uri, "source": "mlflow"}
+        _atomic_write(out / "claims.json", json.dumps({"meta": meta, "claims": rows}, indent=2, default=str))
+        _atomic_write(out / "claims.md", markdown(rows, meta))
+        print(f"report: {out / 'claims.md'}")
     return 0
 
 

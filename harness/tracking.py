@@ -3,7 +3,10 @@
 No fluent (global) MLflow state is used: every call names its run id, so nested runs from several
 pytest-xdist workers cannot get tangled. With a SQLite store, writes from all processes are
 serialised by a file lock next to the database, so parallel workers never see
-"database is locked".
+"database is locked". With an HTTP tracking server (``mlflow server``, e.g. on PostgreSQL), a call
+that meets a refused connection, a 5xx or a timeout is retried with backoff for up to
+``retry_s`` seconds (``MEC_MLFLOW_RETRY_S``, default 60) before a one-line :class:`UserError`
+naming the server and the fix.
 """
 from __future__ import annotations
 
@@ -19,6 +22,40 @@ from harness.errors import UserError
 
 EXPERIMENT_PREFIX = "music-emergence-claims"
 MAX_PARAM_CHARS = 500
+DEFAULT_RETRY_S = 60.0
+# Substrings of errors a restarting or briefly overloaded tracking server produces.
+TRANSIENT_MARKERS = ("connection refused", "connectionerror", "max retries exceeded", "remotedisconnected",
+                     "connection aborted", "connection reset", "read timed out", "timed out", "bad gateway",
+                     "service unavailable", "gateway timeout", "temporarily_unavailable",
+                     "too many 500 error responses", "too many 502 error responses",
+                     "too many 503 error responses", "too many 504 error responses",
+                     "server closed the connection", "could not connect to server", "operationalerror")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors a retry can cure: refused or reset connections, timeouts, 5xx answers.
+
+    A 4xx answer (bad parameter, run not found...) is permanent and is not retried.
+    """
+    import requests
+
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
+        return True
+    text = f"{type(exc).__name__}: {exc}".lower()
+    if any(m in text for m in TRANSIENT_MARKERS):
+        return True
+    code = getattr(exc, "error_code", "")
+    return code in ("TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR") and "sqlite" not in text
+
+
+def backoff_delays(budget_s: float, first_s: float = 0.5, cap_s: float = 8.0) -> list[float]:
+    """Sleeps between attempts: doubling from ``first_s``, capped at ``cap_s``, summing to ≤ ``budget_s``."""
+    out, d, total = [], first_s, 0.0
+    while total + d <= budget_s + 1e-9:
+        out.append(d)
+        total += d
+        d = min(2 * d, cap_s)
+    return out
 
 
 def experiment_name(tier: str) -> str:
@@ -53,12 +90,18 @@ class Tracker:
         Where a new experiment stores artifacts (default: ``mlruns/artifacts`` beside a SQLite DB).
     """
 
-    def __init__(self, uri: str, tier: str, artifact_root: Path | None = None):
+    def __init__(self, uri: str, tier: str, artifact_root: Path | None = None, retry_s: float | None = None):
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
         self.uri = uri
         self.tier = tier
+        self.is_server = uri.startswith(("http://", "https://"))
+        if retry_s is None:
+            retry_s = float(os.environ.get("MEC_MLFLOW_RETRY_S", DEFAULT_RETRY_S))
+        self.retry_s = retry_s if self.is_server else 0.0
+        self.retries = 0  # transient failures survived (for tests and the benchmark)
         self._lock_path = None
         if uri.startswith("sqlite:///"):
             db = Path(uri[len("sqlite:///"):])
@@ -84,15 +127,29 @@ class Tracker:
             yield
 
     def _call(self, fn, *args, **kwargs):
-        with self._locked():
+        delays = backoff_delays(self.retry_s)
+        t0 = time.monotonic()
+        attempt = 0
+        while True:
             try:
-                return fn(*args, **kwargs)
+                with self._locked():
+                    return fn(*args, **kwargs)
             except UserError:
                 raise
             except Exception as e:  # one line naming the store and the fix
+                if attempt < len(delays) and is_transient(e):
+                    time.sleep(delays[attempt])
+                    attempt += 1
+                    self.retries += 1
+                    continue
                 msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-                raise UserError(f"MLflow tracking at {self.uri} failed ({type(e).__name__}: {msg}); "
-                                f"check the server or pass --mlflow-uri sqlite:///mlruns/mlflow.db") from e
+                tried = (f" after {attempt + 1} attempts over {time.monotonic() - t0:.0f} s"
+                         if attempt else "")
+                fix = ("check that `mlflow server` runs there (README, 'Running on several GPUs or machines': .ci/tracking-server.sh start) "
+                       "and rerun, or pass --mlflow-uri sqlite:///mlruns/mlflow.db") if self.is_server else \
+                    "check the store or pass --mlflow-uri sqlite:///mlruns/mlflow.db"
+                raise UserError(f"MLflow tracking at {self.uri} failed{tried} ({type(e).__name__}: {msg}); "
+                                f"{fix}") from e
 
     @property
     def client(self):
@@ -126,19 +183,39 @@ class Tracker:
             return exp.experiment_id
 
     # ------------------------------------------------------------------ runs
+    def session_runs(self, session_id: str) -> list:
+        """Every live session-level run tagged with ``session_id``, oldest first."""
+        exp = self.experiment_id
+        runs = self._call(self.client.search_runs, [exp],
+                          filter_string=f"tags.`mec.session_id` = '{session_id}' and tags.`mec.level` = 'session'",
+                          max_results=100)
+        return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+
     def session_run(self, session_id: str, tags: Mapping[str, str]) -> str:
-        """Find or create the parent run of a pytest session (one per session id)."""
+        """Find or create the parent run of a pytest session (one per session id).
+
+        Workers and shards on other machines call this at the same time. With SQLite the file lock
+        serialises them; against a server two may both create a run. Each creator then re-reads,
+        and every process adopts the oldest run (ties by run id) and deletes its own duplicate
+        before attaching anything to it. The report also merges every run of the session, so a
+        duplicate that survives a race loses no claim.
+        """
 
         def _find_or_create():
-            exp = self.experiment_id
-            found = self.client.search_runs([exp], filter_string=f"tags.`mec.session_id` = '{session_id}'",
-                                            max_results=1)
+            found = self.session_runs(session_id)
             if found:
                 return found[0].info.run_id
             all_tags = {"mec.session_id": session_id, "mec.level": "session", **tags}
-            run = self.client.create_run(exp, tags={k: str(v) for k, v in all_tags.items()},
+            run = self.client.create_run(self.experiment_id, tags={k: str(v) for k, v in all_tags.items()},
                                          run_name=f"session {session_id[:8]} ({self.tier})")
-            return run.info.run_id
+            mine = run.info.run_id
+            if self._lock is not None:
+                return mine
+            now = self.session_runs(session_id)
+            oldest = now[0].info.run_id if now else mine
+            if oldest != mine:
+                self.client.delete_run(mine)
+            return oldest
 
         return self._call(_find_or_create)
 
