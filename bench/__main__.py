@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--only", nargs="*", default=None, help=f"subset of: {', '.join(R.BENCHES)}")
+    ap.add_argument("--only", nargs="*", default=None, help=f"subset of: {', '.join(R.BENCHES)} (default: all but {', '.join(R.SLOW_BENCHES)})")
     ap.add_argument("--with-claims", action="store_true",
                     help="also time the ci claims: each paper cold (own empty cache, 2 workers), then all warm")
     ap.add_argument("--claims-k", default="", help="-k expression for --with-claims, e.g. kong2025 (default: each paper in turn)")
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    names = args.only or list(R.BENCHES)
+    names = args.only or [n for n in R.BENCHES if n not in R.SLOW_BENCHES]
     unknown = [n for n in names if n not in R.BENCHES and n != "claims"]
     if unknown:
         print(f"error: unknown benchmark(s) {', '.join(unknown)}: choose from {', '.join(R.BENCHES)}",

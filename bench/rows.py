@@ -198,6 +198,20 @@ def claims_cold_warm(k: str = "", jobs: int = 2) -> list[dict]:
     return out
 
 
+def bench_scaleout() -> list[dict]:
+    """4 workers on SQLite and PostgreSQL, server restart, killed worker (bench/scaleout.py)."""
+    from bench.scaleout import bench_scaleout as run
+
+    return run()
+
+
+def bench_scorecard() -> list[dict]:
+    """Per-model cost of the scorecard at ci (bench/scorecard.py)."""
+    from bench.scorecard import bench_scorecard as run
+
+    return run("ci")
+
+
 BENCHES = {
     "cache": bench_cache,
     "logmel": bench_logmel,
@@ -205,7 +219,12 @@ BENCHES = {
     "music": bench_music,
     "corpus": bench_corpus,
     "kim_cnn": bench_kim_cnn,
+    "scaleout": bench_scaleout,
+    "scorecard": bench_scorecard,
 }
+# Run only when asked (--only NAME): the scale-out reliability tests start PostgreSQL and take ~5 min;
+# the scorecard scores four models at ci (~25 min).
+SLOW_BENCHES = ("scaleout", "scorecard")
 
 
 def format_row(r: dict) -> str:
