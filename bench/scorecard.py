@@ -28,7 +28,7 @@ _CHILD = textwrap.dedent('''
           file=open(sys.argv[1], "w"))
 ''')
 
-_NUMPY_MODEL = textwrap.dedent('''
+NUMPY_MODEL = textwrap.dedent('''
     import numpy as np
 
     def band_power(audio):
@@ -43,7 +43,8 @@ _NUMPY_MODEL = textwrap.dedent('''
 ''')
 
 
-def _tiny_transformers(folder: Path) -> None:
+def tiny_transformers_folder(folder: Path) -> None:
+    """Save a randomly initialised 2-layer wav2vec 2.0 (and its feature extractor) to ``folder``."""
     import torch
     from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
@@ -80,8 +81,8 @@ def bench_scorecard(profile: str = "ci", specs=None) -> list[dict]:
 
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
-        (work / "bench_np_feats.py").write_text(_NUMPY_MODEL)
-        _tiny_transformers(work / "tiny_w2v2")
+        (work / "bench_np_feats.py").write_text(NUMPY_MODEL)
+        tiny_transformers_folder(work / "tiny_w2v2")
         cache = work / "cache"
         t0 = time.perf_counter()
         warm = score_once("logmel", work, profile, cache)

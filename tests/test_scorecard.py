@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -124,28 +123,12 @@ def e2e(tmp_path_factory):
     torchcrepe tiny runs the pitch, SSM and attention cells only (its corpus, 165-sound and quilt cells
     cost ~85 s at the smoke profile; they are measured in bench/scorecard.py instead).
     """
-    from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    from models.ssl_audio import tiny_config
+    from bench.scorecard import NUMPY_MODEL, tiny_transformers_folder
 
     root = tmp_path_factory.mktemp("scorecard_e2e")
     folder = root / "tiny_w2v2"
-    torch.manual_seed(1)
-    Wav2Vec2Model(tiny_config("wav2vec2", hidden=32, n_layers=2, n_heads=2, conv_channels=8)).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True).save_pretrained(folder)
-    (root / "np_feats.py").write_text(textwrap.dedent('''
-        import numpy as np
-
-        def band_power(audio):
-            """Plain NumPy: log power in 32 bands of 64-ms frames -> [batch, frames, 32]."""
-            x = np.asarray(audio, dtype=np.float64)
-            n_frames = max(1, (x.shape[-1] - 1024) // 512 + 1)
-            fr = np.stack([x[:, i * 512:i * 512 + 1024] for i in range(n_frames)], 1)
-            p = np.abs(np.fft.rfft(fr * np.hanning(1024), axis=-1)) ** 2
-            return {"log_band_power": np.log(p[..., 1:513].reshape(*p.shape[:2], 32, 16).sum(-1) + 1e-8)}
-        band_power.sample_rate = 16000
-        band_power.layers = ["log_band_power"]
-    '''))
+    tiny_transformers_folder(folder)
+    (root / "np_feats.py").write_text(NUMPY_MODEL)
     (root / "models.yaml").write_text(f"- callable:np_feats:band_power\n- {folder}\n")
     env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
                MLFLOW_DISABLE_TELEMETRY="true", OMP_NUM_THREADS="1")
