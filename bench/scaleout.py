@@ -74,6 +74,62 @@ def bench_scaleout() -> list[dict]:
     return out
 
 
+def real_subset(backend: str, jobs: int = 4, k: str = CI_SUBSET, tier: str = "ci") -> dict:
+    """The real ``ci`` claim subset on ``jobs`` workers from a cold cache, against ``backend``.
+
+    ``backend`` is ``sqlite`` (a ``sqlite:///`` file, the default store) or ``postgres`` (PostgreSQL
+    and ``mlflow server`` started on spare loopback ports for this run). Returns the counts of
+    :func:`check_session` plus ``misses`` (cache misses summed over the claims), ``entries`` (complete
+    cache entries on disk afterwards: each missed entry built once means ``misses == entries``), the
+    wall time and pytest's exit code.
+    """
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        cache, reports = work / "cache", work / "reports"
+        env = {**os.environ, "MEC_CACHE_DIR": str(cache), "MLFLOW_DISABLE_TELEMETRY": "true"}
+        senv = {**env, "MEC_SERVER_DIR": str(work / "server"), "MEC_BACKEND": "postgres",
+                "MEC_MLFLOW_PORT": "5066", "MEC_PG_PORT": "5434"}
+        if backend == "postgres":
+            _sh("start", senv)
+            uri = "http://127.0.0.1:5066"
+        else:
+            uri = f"sqlite:///{work / 'mlflow.db'}"
+        try:
+            session = f"bench-{backend}-{os.getpid()}"
+            cmd = [sys.executable, "-m", "pytest", "-m", "claims", "-k", k, "-n", str(jobs), "-q", "-p",
+                   "no:cacheprovider", "--tier", tier, "--mlflow-uri", uri, "--session-id", session,
+                   "--report-dir", str(reports), "--cache-dir", str(cache)]
+            t0 = time.perf_counter()
+            r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+            secs = time.perf_counter() - t0
+            rows_path = reports / "latest" / "claims.json"
+            local = json.loads(rows_path.read_text())["claims"] if rows_path.exists() else []
+            chk = check_session(uri, tier, session, local, r.stdout + r.stderr)
+        finally:
+            if backend == "postgres":
+                _sh("stop", senv)
+        entries = sum(1 for m in cache.glob("*/*/_manifest.json"))
+    return {**chk, "backend": backend, "jobs": jobs, "seconds": secs, "returncode": r.returncode,
+            "misses": sum(x.get("cache_misses", 0) for x in local), "entries": entries}
+
+
+def bench_real_subset(backends=("sqlite", "postgres"), jobs: int = 4) -> list[dict]:
+    """Rows: the real ci claim subset on 4 workers, cold, against SQLite and PostgreSQL."""
+    out = []
+    for b in backends:
+        c = real_subset(b, jobs)
+        lost = c["claims"] - c["claim_runs"]
+        dup = c["misses"] - c["entries"]
+        ok = (c["returncode"] == 0 and lost == 0 and dup == 0 and not c["missing"] and c["duplicates"] == 0
+              and c["n_error_lines"] == 0 and c["figures_arrived"] == c["figures_expected"])
+        out.append(_row(f"{jobs} workers × ci claim subset, cold cache, {b}: lost runs / duplicate builds",
+                        f"{lost} / {dup}", "runs / builds", "0 / 0", ok,
+                        f"{c['claims']} claims, {c['claim_runs']} runs, {c['misses']} misses for {c['entries']} "
+                        f"entries, figures {c['figures_arrived']}/{c['figures_expected']}, {c['n_error_lines']} "
+                        f"lock/connection errors, {c['seconds']:.0f} s, pytest exit {c['returncode']}"))
+    return out
+
+
 # ---------------------------------------------------------------------------- the CI step
 def _server_env(args) -> dict:
     return {**os.environ, "MEC_SERVER_DIR": str(Path(args.server_dir).resolve()), "MEC_BACKEND": args.backend,
@@ -182,9 +238,10 @@ def main(argv=None) -> int:
     c.add_argument("--keep-server", action="store_true", help="leave PostgreSQL and the server running")
     c.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     sub.add_parser("rows", help="print the reliability rows")
+    sub.add_parser("subset", help="the real ci claim subset, 4 workers, cold, on SQLite and PostgreSQL")
     args = ap.parse_args(argv)
-    if args.cmd == "rows":
-        for r in bench_scaleout():
+    if args.cmd in ("rows", "subset"):
+        for r in (bench_scaleout() if args.cmd == "rows" else bench_real_subset()):
             print(json.dumps(r))
         return 0
     return ci(args)
