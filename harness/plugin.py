@@ -359,7 +359,6 @@ class ClaimsReporter:
         if st["is_worker"] or not self.rows:
             return
         from harness.report import terminal_table
-        from harness.tracking import experiment_name
 
         tr = terminalreporter
         kind = "REPLICATION" if st["tier"] == "paper" else "smoke test, not a replication"
@@ -367,19 +366,36 @@ class ClaimsReporter:
         for line in terminal_table(self.rows):
             tr.write_line(line)
         tr.write_line("")
+        # where the report and the runs are goes last, after pytest's own summary (pytest_unconfigure)
+
+    def where_lines(self) -> list[str]:
+        """The report paths and the command that opens the runs (and, for a shard, the whole session)."""
+        from harness.tracking import experiment_name
+
+        st, out = self.state, []
         if self.paths:
-            tr.write_line(f"report: {self.paths['md']}")
-            tr.write_line(f"        {self.paths['json']}")
+            out += [f"report: {self.paths['md']}", f"        {self.paths['json']}"]
         if "mlflow_error" in self.paths:
-            tr.write_line(f"MLflow: {self.paths['mlflow_error']}")
+            out.append(f"MLflow: {self.paths['mlflow_error']}")
         elif st["mlflow_uri"]:
-            tr.write_line(f"runs:   mlflow ui --backend-store-uri {display_uri(st['mlflow_uri'])}   "
-                          f"(experiment {experiment_name(st['tier'])}, session {st['session_id'][:12]})")
+            out.append(f"runs:   mlflow ui --backend-store-uri {display_uri(st['mlflow_uri'])}   "
+                       f"(experiment {experiment_name(st['tier'])}, session {st['session_id'][:12]})")
         if st["shard"] is not None:
             i, n = st["shard"]
             uri = "" if not st["mlflow_uri"] else f" --mlflow-uri {display_uri(st['mlflow_uri'])}"
-            tr.write_line(f"shard {i}/{n}: this report holds this shard's claims; the whole session: "
-                          f"python -m harness.report --session {st['session_id']} --tier {st['tier']}{uri}")
+            out.append(f"shard {i}/{n}: this report holds this shard's claims; the whole session: "
+                       f"python -m harness.report --session {st['session_id']} --tier {st['tier']}{uri}")
+        return out
+
+    def pytest_unconfigure(self, config):
+        if self.state["is_worker"] or not self.rows:
+            return
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        for line in self.where_lines():
+            if tr is not None:
+                tr.write_line(line)
+            else:
+                print(line)
 
 
 def display_uri(uri: str) -> str:

@@ -78,6 +78,9 @@ def test_a_claim_whose_controls_fail_passes_and_is_reported(pytester):
     assert row["tier"] == "ci" and row["ci_low"] == 1.8 and row["ci_high"] == 2.2
     result.stdout.fnmatch_lines(["*claims: ci tier (smoke test, not a replication)*", "*toy.good*PASS*",
                                  "*mlflow ui --backend-store-uri*"])
+    # the run ends with where the report and the runs are, after pytest's own summary line
+    tail = [line for line in result.outlines if line.strip()][-3:]
+    assert tail[0].startswith("report: ") and tail[2].startswith("runs:   mlflow ui"), tail
     # the MLflow store holds session -> claim -> condition runs with verdict tags
     con = sqlite3.connect(pytester.path / "mlruns" / "mlflow.db")
     tags = con.execute("select key, value from tags").fetchall()
