@@ -74,6 +74,12 @@ def bench_scaleout() -> list[dict]:
     return out
 
 
+def claims_cmd(k: str, jobs: int, tier: str, uri: str, session: str, report_dir: Path, *extra: str) -> list:
+    """``pytest -m claims -k k -n jobs`` at ``tier`` logging to ``uri`` under ``session``."""
+    return [sys.executable, "-m", "pytest", "-m", "claims", "-k", k, "-n", str(jobs), "-p", "no:cacheprovider",
+            "--tier", tier, "--mlflow-uri", uri, "--session-id", session, "--report-dir", str(report_dir), *extra]
+
+
 def real_subset(backend: str, jobs: int = 4, k: str = CI_SUBSET, tier: str = "ci") -> dict:
     """The real ``ci`` claim subset on ``jobs`` workers from a cold cache, against ``backend``.
 
@@ -96,9 +102,7 @@ def real_subset(backend: str, jobs: int = 4, k: str = CI_SUBSET, tier: str = "ci
             uri = f"sqlite:///{work / 'mlflow.db'}"
         try:
             session = f"bench-{backend}-{os.getpid()}"
-            cmd = [sys.executable, "-m", "pytest", "-m", "claims", "-k", k, "-n", str(jobs), "-q", "-p",
-                   "no:cacheprovider", "--tier", tier, "--mlflow-uri", uri, "--session-id", session,
-                   "--report-dir", str(reports), "--cache-dir", str(cache)]
+            cmd = claims_cmd(k, jobs, tier, uri, session, reports, "-q", "--cache-dir", str(cache))
             t0 = time.perf_counter()
             r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
             secs = time.perf_counter() - t0
@@ -157,15 +161,9 @@ def check_session(uri: str, tier: str, session: str, local_rows: list[dict], log
     ran = [r for r in local_rows if r.get("verdict") != "SKIPPED"]
     expected = {(r["claim_id"], r.get("variant", "")) for r in ran}
     tr = Tracker(uri, tier)
-    runs = 0
-    figures_arrived = 0
-    for parent in tr.session_runs(session):
-        claim_runs = tr._call(tr.client.search_runs, [tr.experiment_id],
-                              f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and tags.`mec.level` = 'claim'",
-                              max_results=1000)
-        runs += len(claim_runs)
-        for run in claim_runs:
-            figures_arrived += len(tr._call(tr.client.list_artifacts, run.info.run_id, "figures"))
+    claim_runs = tr.claim_runs(session)
+    runs = len(claim_runs)
+    figures_arrived = sum(len(tr._call(tr.client.list_artifacts, run.info.run_id, "figures")) for run in claim_runs)
     errors = [line for line in log_text.splitlines() if any(p in line for p in ERROR_PATTERNS)]
     return {"claims": len(expected), "claim_runs": runs, "report_rows": len(report_rows),
             "missing": sorted(map(str, expected - set(names))), "duplicates": len(names) - len(set(names)),
@@ -195,9 +193,7 @@ def ci(args) -> int:
         session = f"ci-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         with tempfile.TemporaryDirectory() as d:
             report_dir = Path(d) / "reports"
-            cmd = [sys.executable, "-m", "pytest", "-m", "claims", "-k", args.k, "-n", str(args.jobs), "-p",
-                   "no:cacheprovider", "--tier", args.tier, "--mlflow-uri", uri, "--session-id", session,
-                   "--report-dir", str(report_dir), *args.pytest_args]
+            cmd = claims_cmd(args.k, args.jobs, args.tier, uri, session, report_dir, *args.pytest_args)
             print("+ " + " ".join(cmd), flush=True)
             t2 = time.perf_counter()
             r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)

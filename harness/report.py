@@ -158,17 +158,6 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _search_all(client, exp: str, filter_string: str, order_by=None) -> list:
-    """Every run matching ``filter_string`` (follows page tokens)."""
-    runs, token = [], None
-    while True:
-        page = client.search_runs([exp], filter_string, max_results=1000, order_by=order_by, page_token=token)
-        runs += list(page)
-        token = getattr(page, "token", None)
-        if not token:
-            return runs
-
-
 def _row_of_run(client, run) -> dict:
     """The report row a claim run logged (``values.json``), or a stub from its tags."""
     import tempfile
@@ -232,14 +221,10 @@ def rows_from_mlflow(uri: str, tier: str, session: str | None) -> tuple[str, lis
     from harness.options import validate_session_id
 
     validate_session_id(session)
-    parents = tr.session_runs(session)
-    if not parents:
+    if not tr.session_runs(session):
         raise UserError(f"session {session} not found in {uri} (tier {tier}); check --session, --tier "
                         f"and --mlflow-uri")
-    runs = []
-    for parent in parents:
-        runs += tr._call(_search_all, client, exp, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' "
-                                                   f"and tags.`mec.level` = 'claim'")
+    runs = tr.claim_runs(session)
     return session, merge_claim_rows([tr._call(_row_of_run, client, run) for run in runs])
 
 

@@ -183,13 +183,33 @@ class Tracker:
             return exp.experiment_id
 
     # ------------------------------------------------------------------ runs
+    def _search_all(self, filter_string: str, order_by=None) -> list:
+        """Every run of this tier's experiment matching ``filter_string`` (follows page tokens; no retry)."""
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs([self.experiment_id], filter_string, max_results=1000,
+                                           order_by=order_by, page_token=token)
+            runs += list(page)
+            token = getattr(page, "token", None)
+            if not token:
+                return runs
+
+    def _session_runs(self, session_id: str) -> list:
+        runs = self._search_all(f"tags.`mec.session_id` = '{session_id}' and tags.`mec.level` = 'session'")
+        return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+
     def session_runs(self, session_id: str) -> list:
         """Every live session-level run tagged with ``session_id``, oldest first."""
-        exp = self.experiment_id
-        runs = self._call(self.client.search_runs, [exp],
-                          filter_string=f"tags.`mec.session_id` = '{session_id}' and tags.`mec.level` = 'session'",
-                          max_results=100)
-        return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+        return self._call(self._session_runs, session_id)
+
+    def claim_runs(self, session_id: str) -> list:
+        """Every claim run under every session-level run of ``session_id`` (shards, or a duplicate
+        parent left by a race)."""
+        def _all():
+            return [run for parent in self._session_runs(session_id)
+                    for run in self._search_all(f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' "
+                                                f"and tags.`mec.level` = 'claim'")]
+        return self._call(_all)
 
     def session_run(self, session_id: str, tags: Mapping[str, str]) -> str:
         """Find or create the parent run of a pytest session (one per session id).
@@ -202,7 +222,7 @@ class Tracker:
         """
 
         def _find_or_create():
-            found = self.session_runs(session_id)
+            found = self._session_runs(session_id)
             if found:
                 return found[0].info.run_id
             all_tags = {"mec.session_id": session_id, "mec.level": "session", **tags}
@@ -211,7 +231,7 @@ class Tracker:
             mine = run.info.run_id
             if self._lock is not None:
                 return mine
-            now = self.session_runs(session_id)
+            now = self._session_runs(session_id)
             oldest = now[0].info.run_id if now else mine
             if oldest != mine:
                 self.client.delete_run(mine)

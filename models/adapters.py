@@ -261,8 +261,8 @@ def random_twin(model, seed: int = 0):
     """The same architecture with freshly initialised weights (the untrained control).
 
     ``TransformersAudioModel``: the model class rebuilt from its config (transformers' own init);
-    ``HookedModule`` / a bare ``nn.Module``: a deep copy with ``reset_parameters()`` on every
-    submodule that has one. ``CallableModel`` has no weights to re-initialise (raises UserError).
+    ``HookedModule`` (or any wrapper holding its network as ``.module``) / a bare ``nn.Module``: a
+    deep copy with ``reset_parameters()`` on every submodule that has one. ``CallableModel`` has no weights to re-initialise (raises UserError).
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -276,7 +276,7 @@ def _random_twin(model):
         twin.model = fresh.to(model.device).eval()
         twin.source = f"random twin of {model.source}"
         return twin
-    if isinstance(model, HookedModule):
+    if isinstance(getattr(model, "module", None), torch.nn.Module):  # HookedModule and other module wrappers
         twin = copy.copy(model)
         twin.module = copy.deepcopy(model.module)
         _reset_module(twin.module)

@@ -28,7 +28,6 @@ baseline: the log-mel spectrum (:func:`logmel_baseline`).
 """
 from __future__ import annotations
 
-import copy
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,17 +211,8 @@ def logmel_baseline(sample_rate: int = 16000, n_mels: int = 64, n_fft: int = 102
 
 
 def twin(model, seed: int = 0):
-    """Random-weight twin: :func:`models.adapters.random_twin`, extended to :class:`FramedModule`."""
-    if isinstance(model, FramedModule):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            t = copy.copy(model)
-            t.module = copy.deepcopy(model.module)
-            for m in t.module.modules():
-                if hasattr(m, "reset_parameters") and callable(m.reset_parameters):
-                    m.reset_parameters()
-            t.module.eval()
-            return t
+    """Random-weight twin (:func:`models.adapters.random_twin`; a :class:`FramedModule` is re-initialised
+    like a ``HookedModule``, through its ``.module``)."""
     return random_twin(model, seed=seed)
 
 
