@@ -238,11 +238,38 @@ def _row_argmax(device: torch.device):
     return lambda t: t.numpy().argmax(axis=1)
 
 
-def _frame_starts(p: QuiltParams) -> torch.Tensor:
-    """Start sample of every border frame, (2, n_seg, border_frames): left borders, then right ones."""
-    blen = p.win_samples + (p.border_frames - 1) * p.hop_samples
-    first = torch.arange(p.n_seg)[:, None] * p.seg_samples + torch.arange(p.border_frames) * p.hop_samples
-    return torch.stack([first, first + (p.seg_samples - blen)])
+def _frame_progressions(plist: list, members: list) -> tuple:
+    """The border frames of the sizes ``plist[g]``, ``g`` in ``members`` (same window), as arithmetic
+    progressions of start samples ``start + k * seg``, ``k < n_seg`` (one per size, border side and
+    frame), those that a progression of a divisor ``seg`` already covers dropped.
+
+    Returns
+    -------
+    progressions : list of (start, step, count, first_row)
+        The frames to compute, in rows ``first_row .. first_row + count`` of the frame table.
+    rows : dict
+        ``g -> (2, n_seg, border_frames)`` int64 array: the table row of each left / right border
+        frame of every segment of size ``g``.
+    """
+    kept, rows, n_rows = [], {}, 0
+    for g in sorted(members, key=lambda g: plist[g].seg_samples):
+        p = plist[g]
+        blen = p.win_samples + (p.border_frames - 1) * p.hop_samples
+        at = np.empty((2, p.n_seg, p.border_frames), dtype=np.int64)
+        for side, first in enumerate((0, p.seg_samples - blen)):
+            for f in range(p.border_frames):
+                start, k = first + f * p.hop_samples, np.arange(p.n_seg)
+                for s0, step, count, r0 in kept:
+                    if (p.seg_samples % step == 0 and start >= s0 and (start - s0) % step == 0
+                            and start + (p.n_seg - 1) * p.seg_samples <= s0 + (count - 1) * step):
+                        at[side, :, f] = r0 + (start - s0) // step + k * (p.seg_samples // step)
+                        break
+                else:
+                    kept.append((start, p.seg_samples, p.n_seg, n_rows))
+                    at[side, :, f] = n_rows + k
+                    n_rows += p.n_seg
+        rows[g] = at
+    return kept, rows
 
 
 def _border_features(x: torch.Tensor, plist: list, sr: int) -> list:
@@ -250,32 +277,42 @@ def _border_features(x: torch.Tensor, plist: list, sr: int) -> list:
     ``(left, right)``, each (n, n_seg, border_frames * n_mels).
 
     Sizes whose frames fall on the same samples (e.g. 100, 200, ... ms: multiples of one another)
-    share them: each distinct frame is windowed, zero-padded, transformed and mel-weighted once."""
+    share them (:func:`_frame_progressions`): each such frame is windowed, zero-padded, transformed
+    and mel-weighted once. The frames of a progression are read through a strided view of the
+    clips, a clip or a few at a time, into a frame buffer reused across chunks; only the FFT bins
+    that the mel filters weight are squared and summed."""
     n = x.shape[0]
     out = [None] * len(plist)
     keys = sorted({(p.win_samples, p.n_mels) for p in plist})
     for win, n_mels in keys:
         members = [g for g, p in enumerate(plist) if (p.win_samples, p.n_mels) == (win, n_mels)]
-        starts = [_frame_starts(plist[g]) for g in members]
-        unique, inverse = torch.unique(torch.cat([s.reshape(-1) for s in starts]), return_inverse=True)
+        progressions, rows = _frame_progressions(plist, members)
+        n_rows = sum(count for _, _, count, _ in progressions)
         n_fft = fft_size(win)
         window = torch.hann_window(win, periodic=False, dtype=x.dtype, device=x.device)
-        fb = torch.as_tensor(mel_filterbank(sr, n_fft, n_mels), dtype=x.dtype, device=x.device)
-        # clips in chunks, so that the frame buffer (and its spectrum) stay cache-sized
-        chunk = max(1, _CHUNK_ELEMENTS // (unique.numel() * n_fft))
-        buf = torch.zeros((min(n, chunk), unique.numel(), n_fft), dtype=x.dtype, device=x.device)
-        logmel = torch.empty((n, unique.numel(), n_mels), dtype=x.dtype, device=x.device)
+        fb = mel_filterbank(sr, n_fft, n_mels)
+        weighted = np.flatnonzero(fb.any(axis=1))             # bins above min(8 kHz, sr/2) weigh nothing
+        lo, hi = (int(weighted[0]), int(weighted[-1]) + 1) if weighted.size else (0, 1)
+        fb = torch.as_tensor(fb[lo:hi], dtype=x.dtype, device=x.device)
+        # clips in chunks, so that the frame buffer, its spectrum and the power spectrum (all live at
+        # once) stay cache-sized: a quarter of _CHUNK_ELEMENTS, about one 10-s clip at 22,050 Hz.
+        # Only the zero padding of the frame buffer needs clearing, the frames overwrite the rest.
+        chunk = max(1, (_CHUNK_ELEMENTS // 4) // (n_rows * n_fft))
+        buf = torch.empty((min(n, chunk), n_rows, n_fft), dtype=x.dtype, device=x.device)
+        buf[..., win:] = 0
+        logmel = torch.empty((n, n_rows, n_mels), dtype=x.dtype, device=x.device)
         for c0 in range(0, n, chunk):
             b = buf[: min(n, c0 + chunk) - c0]
-            torch.mul(_window_gatherer(x[c0: c0 + chunk], win)(None, unique.numpy()), window, out=b[..., :win])
-            spec = torch.view_as_real(torch.fft.rfft(b))
-            spec = spec * spec
-            logmel[c0: c0 + chunk] = 10.0 * torch.log10((spec[..., 0] + spec[..., 1]) @ fb + 1e-10)
-        at = 0
-        for g, s in zip(members, starts):
-            idx = inverse[at: at + s.numel()].reshape(s.shape).to(x.device)
-            at += s.numel()
-            lm = logmel[:, idx].reshape(n, 2, plist[g].n_seg, -1)
+            for start, step, count, r0 in progressions:
+                frames = x[c0: c0 + chunk, start: start + (count - 1) * step + win].unfold(1, win, step)
+                torch.mul(frames, window, out=b[:, r0: r0 + count, :win])
+            spec = torch.view_as_real(torch.fft.rfft(b))[..., lo:hi, :]
+            spec.mul_(spec)
+            lm = logmel[c0: c0 + chunk]
+            torch.matmul(spec[..., 0] + spec[..., 1], fb, out=lm)
+            lm.add_(1e-10).log10_().mul_(10.0)
+        for g in members:
+            lm = logmel[:, torch.as_tensor(rows[g], device=x.device)].reshape(n, 2, plist[g].n_seg, -1)
             out[g] = (lm[:, 0], lm[:, 1])
     return out
 
@@ -303,12 +340,15 @@ def _mirror_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     return x[:, torch.as_tensor(reflect_index(x.shape[1], pad), device=x.device)]
 
 
-def _window_sum(z: torch.Tensor, F: int) -> torch.Tensor:
-    """Sums of ``F`` consecutive samples along the last axis at every start (length - F + 1 of them)."""
-    c = torch.cumsum(z, dim=-1)
-    out = c[..., F - 1:].clone()
-    out[..., 1:] -= c[..., :-F]
-    return out
+def _window_sum(c: torch.Tensor, F: int) -> torch.Tensor:
+    """Sums of ``F`` consecutive samples along the last axis at every start, from a work buffer ``c``
+    whose column 0 is zero and whose columns 1.. hold the samples (``length - F + 1`` sums).
+
+    The buffer is overwritten by its running sum (the same numbers as ``cumsum`` of the samples,
+    whose running sum is kept in double on the CPU); each window sum is then one difference.
+    """
+    c.cumsum_(dim=-1)
+    return c[..., F:] - c[..., : c.shape[-1] - F]
 
 
 def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
@@ -348,13 +388,15 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
     n_active = [n * sum(p.n_seg > q for p in params) for q in range(M)]   # rows still placing at step q
 
     # ---- greedy ordering (independent of the shifts): a walk of small arg-mins, run on the host ----
-    cost_all = np.full((B, M, M), np.inf, dtype=torch.empty(0, dtype=xp.dtype).numpy().dtype)
+    # rows of group g read only [:n_seg, :n_seg] of their matrix; the columns beyond are marked used,
+    # so the rest of the (uninitialised) array is never looked at
+    cost_all = np.empty((B, M, M), dtype=torch.empty(0, dtype=xp.dtype).numpy().dtype)
     used = np.ones((B, M), dtype=bool)
     for g, (p, c) in enumerate(zip(params, costs)):
-        c = c.cpu().numpy().copy()
+        block = cost_all[g * n:(g + 1) * n, : p.n_seg, : p.n_seg]
+        block[...] = c.cpu().numpy()
         forbid = np.arange(p.n_seg - 1)
-        c[:, forbid, forbid + 1] = np.inf                   # the original successor, re-allowed when last
-        cost_all[g * n:(g + 1) * n, : p.n_seg, : p.n_seg] = c
+        block[:, forbid, forbid + 1] = np.inf               # the original successor, re-allowed when last
         used[g * n:(g + 1) * n, : p.n_seg] = False
     rows_np = np.arange(B)
     last_at = np.repeat([p.n_seg - 1 for p in params], n)   # the step at which each row places its last segment
@@ -366,7 +408,7 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
     for q in range(1, M):
         k = n_active[q]
         step_cost = cost_all[rows_np[:k], cur[:k]]                                     # (k, M) copy
-        step_cost[used[:k]] = np.inf
+        np.copyto(step_cost, np.inf, where=used[:k])
         cur = step_cost.argmin(axis=1)                         # first minimum: ties go to the lowest index
         if q in ends:                                          # a group's last placement: the one unused segment
             cur = np.where(last_at[:k] == q, used[:k].argmin(axis=1), cur)
@@ -377,9 +419,10 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
     # ---- boundary shifts ----
     shifts = torch.zeros((B, M), dtype=torch.long, device=dev)
     if S > 0 and F > 0 and M > 1:
-        n_fft = fft_size(2 * S + F)
-        pref = torch.as_tensor(_shift_preference(S), device=dev)
-        lag_index = pref + S
+        W = 2 * S + F                                          # head length: shifts -S .. S of F samples
+        n_fft = fft_size(W)
+        pref_np = _shift_preference(S)
+        lag_pref = torch.as_tensor(pref_np + S, device=dev)    # lags (shift + S) in preference order
         tiny = 1e-20 if xp.dtype == torch.float64 else 1e-12
         # boundary bookkeeping on the host (numpy): a few hundred small index operations are
         # several times cheaper there than as torch calls
@@ -391,35 +434,43 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
         clip_np = clip.cpu().numpy()
         head_at = order_np[row_np, step_np] * seg_np + (pad - S - h)                  # head at shift -S
         tail_at = (order_np[row_np, step_np - 1] + 1) * seg_np + (pad - h)            # continuation at shift 0
-        pref_np = pref.cpu().numpy()
-        heads, tails = _window_gatherer(xp, 2 * S + F), _window_gatherer(xp, F)
-        # heads are transformed a block of steps at a time (cache-sized, at least one step)
-        block_rows = max(n_active[1], _CHUNK_ELEMENTS // (4 * n_fft))
-        h_buf = torch.zeros((block_rows, n_fft), dtype=xp.dtype, device=dev)
+        heads, tails = _window_gatherer(xp, W), _window_gatherer(xp, F)
+        first_argmax = _row_argmax(dev)
+        # heads are transformed a block of steps at a time (at least one step; about 1 MB per
+        # buffer, so that the heads, their spectra and their norms stay in a core's L2 cache)
+        block_rows = max(n_active[1], _CHUNK_ELEMENTS // (16 * n_fft))
+        h_buf = torch.empty((block_rows, n_fft), dtype=xp.dtype, device=dev)
+        h_buf[:, W:] = 0                                       # the heads overwrite the rest
+        z_buf = torch.empty((block_rows, W + 1), dtype=xp.dtype, device=dev)
+        z_buf[:, 0] = 0
         u_buf = torch.zeros((B, n_fft), dtype=xp.dtype, device=dev)
         found = np.zeros(offsets[-1], dtype=np.int64)
         prev = np.zeros(B, dtype=np.int64)
         block_end = 1                                          # first step whose heads are not transformed yet
-        first_argmax = _row_argmax(dev)
         for q in range(1, M):
             if q == block_end:
                 b0 = offsets[q - 1]
                 while block_end < M and offsets[block_end] - b0 <= block_rows:
                     block_end += 1
                 b1 = offsets[block_end - 1]
-                head = heads(clip_np[row_np[b0:b1]], head_at[b0:b1])                    # (rows, 2S+F)
-                energy = _window_sum(head * head, F)                                      # (rows, 2S+1)
-                # 1/||head|| per candidate shift, in preference order (the continuation's norm does not
-                # move the argmax)
-                inv_norm = torch.where(energy > tiny, energy.clamp_min(tiny).rsqrt(),
-                                       torch.zeros_like(energy)).index_select(1, lag_index)
-                h_buf[: b1 - b0, : 2 * S + F] = head
+                head = heads(clip_np[row_np[b0:b1]], head_at[b0:b1])                    # (rows, W)
+                z = z_buf[: b1 - b0]
+                torch.mul(head, head, out=z[:, 1:])
+                energy = _window_sum(z, F)                                                # (rows, 2S+1)
+                # 1/||head|| per candidate shift, in preference order (the continuation's norm does
+                # not move the argmax); 0 for a silent head
+                if bool(energy.amin() <= tiny):
+                    energy = torch.where(energy > tiny, energy.clamp_min(tiny).rsqrt(), 0.0)
+                else:
+                    energy.rsqrt_()
+                inv_norm = energy.index_select(1, lag_pref)
+                h_buf[: b1 - b0, : W] = head
                 heads_f = torch.fft.rfft(h_buf[: b1 - b0])
             lo, hi = offsets[q - 1], offsets[q]
             k = hi - lo
             u_buf[:k, :F] = tails(clip_np[:k], tail_at[lo:hi] + prev[:k])
             corr = torch.fft.irfft(torch.fft.rfft(u_buf[:k]).conj() * heads_f[lo - b0: hi - b0], n=n_fft)
-            prev = pref_np[first_argmax(corr.index_select(1, lag_index) * inv_norm[lo - b0: hi - b0])]
+            prev = pref_np[first_argmax(corr.index_select(1, lag_pref) * inv_norm[lo - b0: hi - b0])]
             found[lo:hi] = prev
         shifts[torch.as_tensor(row_np, device=dev), torch.as_tensor(step_np, device=dev)] = torch.as_tensor(found, device=dev)
     out = [(order[g * n:(g + 1) * n, : p.n_seg], shifts[g * n:(g + 1) * n, : p.n_seg]) for g, p in enumerate(params)]
@@ -454,10 +505,9 @@ def _assemble(xp: torch.Tensor, order: torch.Tensor, shifts: torch.Tensor, p: Qu
         before += v
     conts = np.lib.stride_tricks.sliding_window_view(xn, F - h, axis=1)
     u = conts[rows, (order[:, :-1] + 1) * seg + shifts[:, :-1] + pad]                     # u[h:], (n, nb, F - h)
-    mixed = after - u
-    mixed *= w[h:]
-    mixed += u
-    after[...] = mixed
+    after -= u                                                                            # v - u, in place
+    after *= w[h:]
+    after += u
     return slots.reshape(n, n_seg * seg)
 
 
@@ -529,7 +579,9 @@ def quilt_multi(x, sr: int, seg_ms=KIM_SEG_MS, ordering: str = "kim2024", seed: 
                                    start_segments(n, 1, seed)[:, None], np.zeros((n, 1), np.int64),
                                    p.seg_samples, p.max_shift_samples, p.fade_samples)
     if multi:
-        pad = multi[0].max_shift_samples + multi[0].fade_samples + max(p.seg_samples for p in multi)
+        # reads reach from -(S + F//2) (the first head at shift -S) to n_seg * seg + S + F - F//2
+        # (the last continuation): S + F samples of mirror image on each side cover every size
+        pad = multi[0].max_shift_samples + multi[0].fade_samples
         xp = _mirror_pad(xt, pad)
         costs = [_order_cost(left, right, ordering) for left, right in _border_features(xt, multi, sr)]
         starts = [torch.as_tensor(start_segments(n, p.n_seg, seed), device=device) for p in multi]
