@@ -362,49 +362,85 @@ def synth_note(f0_hz: float, dur_s: float, sr: int, timbre: str, velocity: float
     return y.astype(np.float32, copy=False)
 
 
-def drum_hit(kind: str, sr: int, rng: np.random.Generator, velocity: float = 1.0) -> np.ndarray:
+@dataclass(frozen=True)
+class DrumKit:
+    """How one drum kit is tuned and damped (the defaults are the standard kit of :func:`drum_hit`).
+
+    Attributes
+    ----------
+    tune : float
+        Multiplier on every drum pitch (kick sweep, snare head modes, tom pitch).
+    decay : float
+        Multiplier on every decay time constant (damped < 1 < ringing).
+    hat_lo_hz : float
+        Lower edge of the hi-hat's noise band in Hz (darker cymbals have lower edges).
+    snare_noise : float
+        Level of the snare wires' noise relative to the drum head.
+    """
+
+    tune: float = 1.0
+    decay: float = 1.0
+    hat_lo_hz: float = 6000.0
+    snare_noise: float = 0.9
+
+
+def random_kit(rng: np.random.Generator) -> DrumKit:
+    """A random kit: pitches +-0.6 octave, decays x0.6-1.7, hat band from 3-8 kHz, snare wires 0.3-1.2."""
+    return DrumKit(tune=float(2 ** rng.uniform(-0.6, 0.6)), decay=float(np.exp(rng.uniform(-0.5, 0.5))),
+                   hat_lo_hz=float(rng.uniform(3000.0, 8000.0)), snare_noise=float(rng.uniform(0.3, 1.2)))
+
+
+def drum_hit(kind: str, sr: int, rng: np.random.Generator, velocity: float = 1.0,
+             kit: DrumKit | None = None) -> np.ndarray:
     """Render one drum hit.
 
     Parameters
     ----------
     kind : {"kick", "snare", "hat", "tom"}
-        Kick: a 150 -> 50 Hz pitch-swept sine with a click; snare: two drum-head modes plus
-        band-passed noise (the snares); hat: high-passed noise with metallic square partials;
-        tom: a pitch-swept sine at a random drum pitch (90-200 Hz).
+        Kick: a 150 -> 50 Hz pitch-swept sine with a click; snare: two drum-head modes (185 and
+        330 Hz) plus band-passed noise (the snares); hat: high-passed noise (from 6 kHz) with
+        metallic square partials; tom: a pitch-swept sine at a random drum pitch (90-200 Hz).
+        Frequencies and decays are those of the default :class:`DrumKit`.
     sr : int
         Sample rate in Hz.
     rng : np.random.Generator
         Source of noise and small parameter jitter.
     velocity : float
         Peak amplitude in [0, 1].
+    kit : DrumKit, optional
+        Tuning, damping and brightness of the kit (default ``DrumKit()``).
 
     Returns
     -------
     np.ndarray, float32
-        The hit (0.2 s for a hat up to 0.45 s for a kick or tom), ending near zero.
+        The hit (0.2 s for a hat up to 0.45 s for a kick or tom, times ``kit.decay``), ending near zero.
     """
     if kind not in DRUM_KINDS:
         raise UserError(f"unknown drum kind {kind!r}; use one of {DRUM_KINDS}")
     _check_common(100.0, 0.1, sr)
-    jit = np.exp(0.05 * rng.standard_normal())
-    dur_s = {"kick": 0.45, "snare": 0.35, "hat": 0.2, "tom": 0.45}[kind]
+    kit = DrumKit() if kit is None else kit
+    jit = np.exp(0.05 * rng.standard_normal()) * kit.tune
+    dk = kit.decay
+    dur_s = {"kick": 0.45, "snare": 0.35, "hat": 0.2, "tom": 0.45}[kind] * dk
     n = int(dur_s * sr)
     t = np.arange(n, dtype=np.float64) / sr
     if kind == "kick":
         f = jit * (50.0 + 100.0 * np.exp(-t / 0.03))
-        y = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / 0.18)
+        y = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / (0.18 * dk))
         y[: int(0.004 * sr)] += 0.5 * _filtered_noise(int(0.004 * sr), sr, 1000, 6000, rng)
     elif kind == "snare":
         head = 0.6 * np.sin(2 * np.pi * 185 * jit * t) + 0.35 * np.sin(2 * np.pi * 330 * jit * t)
-        y = head * np.exp(-t / 0.05) + 0.9 * _filtered_noise(n, sr, 1200, 8000, rng) * np.exp(-t / 0.1)
+        y = head * np.exp(-t / (0.05 * dk)) + kit.snare_noise * _filtered_noise(n, sr, 1200, 8000, rng) \
+            * np.exp(-t / (0.1 * dk))
     elif kind == "hat":
-        metal = sum(np.sign(np.sin(2 * np.pi * f * jit * t)) for f in (2050, 3140, 4320, 5400))
-        hp_lo = min(6000.0, 0.3 * sr)
-        y = (_filtered_noise(n, sr, hp_lo, 0.45 * sr, rng) + 0.15 * metal) * np.exp(-t / 0.05)
+        bright = kit.hat_lo_hz / 6000.0
+        metal = sum(np.sign(np.sin(2 * np.pi * f * (jit / kit.tune) * bright * t)) for f in (2050, 3140, 4320, 5400))
+        hp_lo = min(kit.hat_lo_hz, 0.3 * sr)
+        y = (_filtered_noise(n, sr, hp_lo, 0.45 * sr, rng) + 0.15 * metal) * np.exp(-t / (0.05 * dk))
     else:  # tom
-        f_tom = rng.uniform(90.0, 200.0)
+        f_tom = rng.uniform(90.0, 200.0) * kit.tune
         f = f_tom * (1.0 + 0.4 * np.exp(-t / 0.04))
-        y = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / 0.15)
+        y = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / (0.15 * dk))
         y[: int(0.005 * sr)] += 0.3 * _filtered_noise(int(0.005 * sr), sr, 500, 5000, rng)
     y *= np.linspace(1.0, 0.0, n) ** 0.5 if kind != "hat" else 1.0
     peak = np.abs(y).max()

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from harness.errors import UserError
 from stimuli.instruments import (DRUM_CLASS, SINGING_CLASS, TIMBRE_CLASS, TIMBRES, VOWELS,
-                                 drum_hit, reverb, sung_note, synth_note)
+                                 drum_hit, random_kit, reverb, sung_note, synth_note)
 
 DEFAULT_COLLECTIONS = ("bach", "essenFolksong", "palestrina", "monteverdi", "ryansMammoth",
                        "haydn", "mozart")
@@ -808,8 +808,11 @@ def default_scores(max_scores: int = 21) -> tuple:
 
 
 def drum_pattern(dur_s: float, sr: int, qpm: float, rng: np.random.Generator,
-                 style: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 style: str | None = None, vary_kit: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """A drum-kit groove: 16th-note grid, a style from DRUM_PATTERNS, ghost notes and tom fills.
+
+    With ``vary_kit`` every groove is played on its own :func:`stimuli.instruments.random_kit`
+    (tuning, damping, cymbal brightness), otherwise on the standard kit.
 
     Returns
     -------
@@ -824,7 +827,8 @@ def drum_pattern(dur_s: float, sr: int, qpm: float, rng: np.random.Generator,
     step_s = 60.0 / qpm / 4.0
     n = int(round(dur_s * sr))
     out = np.zeros(n + sr, dtype=np.float32)
-    bank = {k: [drum_hit(k, sr, rng) for _ in range(3)] for k in ("kick", "snare", "hat", "tom")}
+    kit = random_kit(rng) if vary_kit else None
+    bank = {k: [drum_hit(k, sr, rng, kit=kit) for _ in range(3)] for k in ("kick", "snare", "hat", "tom")}
     hits = []
     n_steps = int(np.ceil(dur_s / step_s))
     for s in range(n_steps):

@@ -17,7 +17,7 @@ SR = 22050
 DATA_ROOT = Path(os.environ.get("MEC_DATA_ROOT", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 
 
-def _standin_music_source(rng, dur_s, sr):
+def _standin_music_source(rng, dur_s, sr, kind=None):
     """TEMPORARY STAND-IN used only if stimuli.music is missing: harmonic chords on a beat."""
     n = int(round(dur_s * sr))
     t = np.arange(n) / sr
@@ -146,7 +146,8 @@ def test_training_variants_drop_music_and_speech(small):
 
 
 @pytest.mark.parametrize("bad", [dict(n_clips=0), dict(clip_s=0.0), dict(sr=4000), dict(music_fraction=0.9, mixed_fraction=0.2),
-                                 dict(split_fractions=(0.5, 0.5)), dict(max_sources=4), dict(envelope_match=1.5)])
+                                 dict(split_fractions=(0.5, 0.5)), dict(max_sources=4), dict(envelope_match=1.5),
+                                 dict(music_kinds=(("drums", -1.0),)), dict(music_kinds=("drums",))])
 def test_bad_config_raises_user_error(bad):
     with pytest.raises(UserError):
         make_corpus(CorpusConfig(**bad), music_source=_standin_music_source, audit=False)
@@ -157,8 +158,30 @@ def test_music_source_may_not_claim_non_music_classes():
         return np.ones(int(dur_s * sr), np.float32), ["Music", "Speech"]
 
     with pytest.raises(UserError, match="non-music class"):
-        make_corpus(CorpusConfig(n_clips=4, clip_s=0.5, music_fraction=1.0, mixed_fraction=0.0),
+        make_corpus(CorpusConfig(n_clips=4, clip_s=0.5, music_fraction=1.0, mixed_fraction=0.0, music_kinds=()),
                     music_source=bad_source, audit=False)
+
+
+def test_music_kinds_are_passed_to_the_source_and_a_source_without_kind_is_named():
+    seen = []
+
+    def source(rng, dur_s, sr, kind=None):
+        seen.append(kind)
+        return np.sin(np.arange(int(dur_s * sr)) * 0.1).astype(np.float32), ["Music"]
+
+    cfg = CorpusConfig(n_clips=8, clip_s=0.2, music_fraction=1.0, mixed_fraction=0.0, max_sources=1,
+                       music_kinds=(("drums", 1.0), ("solo", 0.0)))
+    make_corpus(cfg, music_source=source, audit=False)
+    assert seen == ["drums"] * 8
+
+    def kindless(rng, dur_s, sr):
+        return np.ones(int(dur_s * sr), np.float32), ["Music"]
+
+    with pytest.raises(UserError, match="music_kinds=()"):
+        make_corpus(cfg, music_source=kindless, audit=False)
+    seen.clear()
+    make_corpus(CorpusConfig(**{**cfg.__dict__, "music_kinds": ()}), music_source=source, audit=False)
+    assert seen == [None] * 8
 
 
 def test_envelope_match_flattens_long_term_log_mel_profile():
@@ -213,6 +236,30 @@ def test_audit_detects_a_trivial_shortcut_and_not_an_absent_one():
     assert same["linear_ap"] < 0.7, same["linear_ap"]
     assert same["linear_ap_chance"] == pytest.approx(20 / 60, abs=1e-3)
     assert abs(same["level_db_difference"]) < 1.0
+
+
+def test_out_of_fold_ap_on_analytical_cases():
+    """Separable features give AP 1; features independent of the labels give about chance."""
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(35, bool), np.zeros(130, bool)]
+    sep = np.c_[y * 5.0 + rng.normal(0, 0.1, y.size), rng.normal(size=(y.size, 3))]
+    out = C.linear_band_ap_cv(sep, y, n_repeats=3)
+    assert out["ap"] == pytest.approx(1.0) and out["chance"] == pytest.approx(35 / 165) and out["n"] == 165
+    null = C.linear_band_ap_cv(rng.normal(size=(y.size, 8)), y, n_repeats=10)
+    assert abs(null["ap"] - 35 / 165) < 0.12, null
+    with pytest.raises(UserError, match="at least 5 music"):
+        C.linear_band_ap_cv(sep[:40], y[:40] & (np.arange(40) < 3))
+
+
+def test_matched_protocol_ap_uses_the_165_sounds_composition():
+    rng = np.random.default_rng(1)
+    y = np.r_[np.ones(300, bool), np.zeros(700, bool)]
+    feats = np.c_[y * 3.0 + rng.normal(size=y.size), rng.normal(size=(y.size, 4))]
+    out = C.matched_protocol_ap(feats, y, n_draws=3, seed=0)
+    assert out["chance"] == pytest.approx(35 / 165) and out["n_draws"] == 3 and out["ap"] > 0.8
+    assert out == C.matched_protocol_ap(feats, y, n_draws=3, seed=0)
+    with pytest.raises(UserError, match="generate more clips"):
+        C.matched_protocol_ap(feats[:100], y[:100] | (np.arange(100) >= 90))
 
 
 def test_audit_lands_in_the_manifest_and_the_cache_round_trips(tmp_path, music_source):

@@ -141,6 +141,35 @@ def test_drum_hits_are_ordered_by_brightness():
     assert max(centroid["kick"], centroid["tom"]) < 400 < centroid["snare"] < centroid["hat"], centroid
 
 
+def _centroid_hz(y: np.ndarray) -> float:
+    spec = np.abs(np.fft.rfft(y)) ** 2
+    return float((np.fft.rfftfreq(y.size, 1 / SR) * spec).sum() / spec.sum())
+
+
+def test_the_default_kit_is_the_standard_kit_and_kits_retune_and_damp():
+    for kind in DRUM_KINDS:
+        a = drum_hit(kind, SR, np.random.default_rng(3))
+        b = drum_hit(kind, SR, np.random.default_rng(3), kit=ins.DrumKit())
+        assert np.array_equal(a, b), kind
+    low, high = ins.DrumKit(tune=0.7), ins.DrumKit(tune=1.4)
+    assert _centroid_hz(drum_hit("kick", SR, np.random.default_rng(1), kit=low)) < \
+        _centroid_hz(drum_hit("kick", SR, np.random.default_rng(1), kit=high))
+    dark, bright = ins.DrumKit(hat_lo_hz=3000.0), ins.DrumKit(hat_lo_hz=8000.0)
+    assert _centroid_hz(drum_hit("hat", SR, np.random.default_rng(1), kit=dark)) < \
+        _centroid_hz(drum_hit("hat", SR, np.random.default_rng(1), kit=bright))
+    short = drum_hit("snare", SR, np.random.default_rng(1), kit=ins.DrumKit(decay=0.6))
+    long = drum_hit("snare", SR, np.random.default_rng(1), kit=ins.DrumKit(decay=1.6))
+    assert short.size < long.size
+
+
+@given(st.integers(0, 2 ** 31 - 1))
+@settings(max_examples=25, deadline=None)
+def test_random_kits_stay_in_their_documented_ranges(seed):
+    kit = ins.random_kit(np.random.default_rng(seed))
+    assert 2 ** -0.6 <= kit.tune <= 2 ** 0.6 and np.exp(-0.5) <= kit.decay <= np.exp(0.5)
+    assert 3000 <= kit.hat_lo_hz <= 8000 and 0.3 <= kit.snare_noise <= 1.2
+
+
 def test_sung_vowels_have_their_formants():
     """Energy 1.8-3 kHz relative to 0.5-1.2 kHz is much higher for /i/ (F2 2290 Hz) than /a/."""
     f0 = 150.0

@@ -22,7 +22,7 @@ SPEC = Claim(
                    "untouched": "the same architecture at its starting weights",
                    "log_mel": "the acoustic control itself as a representation (no chroma beyond itself)"},
     tiers=tiers(ci_expect='FAIL',
-                ci_reason="measured at ci (2 seeds, 200 updates): best-layer partial chroma 0.043-0.066 for wav2vec2 (q <= 0.01, below the 0.1 threshold) and -0.022-0.020 for data2vec; the tiny models' transcription F1 (0.31-0.32) is the same for both architectures, i.e. a note-prior, not note-specific learning",
+                ci_reason="measured at ci (2 seeds, 200 updates): best-layer partial chroma 0.040-0.062 for wav2vec2 (q <= 0.01, below the 0.1 threshold) and -0.020-0.026 for data2vec; the tiny models' transcription F1 (0.31-0.32) is the same for both architectures, i.e. a note-prior, not note-specific learning",
                 ci_controls={"untouched": ("FAIL", "INCONCLUSIVE")},
                 ci_controls_reason="measured at ci: one random-init data2vec (seed 1) shows best-layer partial chroma "
                                    "0.106 (q = 0.001) beyond the acoustic control, so over seeds the untouched control "

@@ -22,7 +22,7 @@ SPEC = Claim(
     control_notes={"oracle_vs_ssl": "the oracle pitch-class code in place of the transcription model",
                    "chroma_destroyed_vs_ssl": "the oracle with pitch classes permuted within octave (no chroma)"},
     tiers=tiers(ci_expect='FAIL',
-                ci_reason='measured at ci: transcription - SSL best-layer partial chroma 0.060 [-0.049, 0.157] (wav2vec2) and -0.058 [-0.135, 0.023] (data2vec); the ci transcription training does not learn note-specific features (F1 0.31-0.32 in every run)'),
+                ci_reason='measured at ci: transcription - SSL best-layer partial chroma 0.057 [-0.054, 0.154] (wav2vec2) and -0.054 [-0.132, 0.027] (data2vec); the ci transcription training does not learn note-specific features (F1 0.31-0.32 in every run)'),
 )
 
 

@@ -4,7 +4,7 @@ import torch
 
 from analysis.ablation import ablation_groups, ablation_map
 from analysis.stats import Estimate
-from claims.kim2024._conditions import KimConditions, tier_settings
+from claims.kim2024._conditions import CI_MEASURED, KimConditions, tier_settings
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -32,7 +32,7 @@ SPEC = Claim(
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="PASS",
                    controls={"random_init": ("FAIL", "INCONCLUSIVE")},
-                   controls_reason="measured at ci (3 seeds main/random, 2 other; 2,400-clip embedded corpus, commit of 2026-11-22): untrained networks sit at chance non-music mAP, so their ablation "
+                   controls_reason=f"{CI_MEASURED}: untrained networks sit at chance non-music mAP, so their ablation "
                                    "differences are noise that straddles 0 (INCONCLUSIVE); they must never PASS, and "
                                    "middle_as_target must FAIL strictly"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),

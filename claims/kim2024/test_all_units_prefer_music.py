@@ -3,7 +3,7 @@ import numpy as np
 
 from analysis.selectivity import mean_response_per_clip
 from analysis.stats import ranksum_cles
-from claims.kim2024._conditions import KimConditions, tier_settings, worst_case_over_seeds
+from claims.kim2024._conditions import CI_MEASURED, KimConditions, tier_settings, worst_case_over_seeds
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -22,10 +22,10 @@ SPEC = Claim(
     control_notes={"random_init": "untrained networks of the same seeds (ours: no preference expected)"},
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="INCONCLUSIVE",
-                   reason="measured at ci (3 seeds main/random, 2 other; 2,400-clip embedded corpus, commit of 2026-11-22): the mean response over all units is not higher for music "
-                          "(CLES 0.19-0.42 per seed, interval [0.12, 0.51]: INCONCLUSIVE or FAIL), so the whole-network music "
-                          "preference does not replicate; the corpus's non-music (broadband noise beds, "
-                          "machinery, rain) drives the average unit harder than its synthetic music"),
+                   reason=f"{CI_MEASURED}: the mean response over all units is not higher for music (CLES 0.25, 0.43, 0.36 "
+                          "per seed, interval [0.18, 0.51]: INCONCLUSIVE), so the whole-network music preference does "
+                          "not replicate; the corpus's non-music (broadband noise beds, machinery, rain) drives the "
+                          "average unit harder than its synthetic music"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
     },
 )

@@ -3,7 +3,7 @@ import numpy as np
 
 from analysis.selectivity import response_ratio
 from analysis.stats import Estimate
-from claims.kim2024._conditions import KimConditions, tier_settings
+from claims.kim2024._conditions import CI_MEASURED, KimConditions, tier_settings
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -24,9 +24,10 @@ SPEC = Claim(
     control_notes={"random_init": "untrained networks, same manipulation"},
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="FAIL",
-                   reason="measured at ci (3 seeds main/random, 2 other; 2,400-clip embedded corpus, commit of 2026-11-22): the ratio survives RMS normalisation (1.68-2.12x) but not music "
-                          "attenuated to 1/64 power (0.84-1.24x): at ci the MS units partly code level (the "
-                          "corpus's music is about 7 dB denser than its non-music), unlike the paper's 1.70x"),
+                   reason=f"{CI_MEASURED}: the ratio after RMS normalisation is 1.44-1.76x (INCONCLUSIVE against 1.5) and "
+                          "with music attenuated to 1/64 power 0.82-1.08x (FAIL): at ci the MS units partly code "
+                          "level (the corpus's music is about 4-5 dB denser than its non-music), unlike the "
+                          "paper's 1.70x"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
     },
 )

@@ -4,7 +4,7 @@ import numpy as np
 from analysis.linear_readout import readout_ap
 from analysis.selectivity import index_bands
 from analysis.stats import Estimate
-from claims.kim2024._conditions import KimConditions, tier_settings
+from claims.kim2024._conditions import CI_MEASURED, KimConditions, tier_settings
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -30,10 +30,11 @@ SPEC = Claim(
           "readout advantage is not specific to training.",
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="INCONCLUSIVE",
-                   reason="measured at ci (3 seeds main/random, 2 other; 2,400-clip embedded corpus, commit of 2026-11-22): the MS band beats bands 2 and 3 in every seed (AP margins 0.09-0.22), but band 4 "
-                          "only in 2 of 3 seeds (margin -0.004 to 0.31) with a small validation split",
+                   reason=f"{CI_MEASURED}: the MS band beats bands 3 and 4 in every seed (AP margins 0.15-0.26 and "
+                          "0.09-0.14), but band 2 only in 2 of 3 seeds (margin -0.002 to 0.21) with a small "
+                          "validation split",
                    controls={"reversed_bands": ("FAIL", "INCONCLUSIVE")},
-                   controls_reason="measured at ci (3 seeds main/random, 2 other; 2,400-clip embedded corpus, commit of 2026-11-22): the reversed-bands control mirrors the main margins, so it is "
+                   controls_reason=f"{CI_MEASURED}: the reversed-bands control mirrors the main margins, so it is "
                                    "INCONCLUSIVE whenever one margin is; it must never PASS"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
     },

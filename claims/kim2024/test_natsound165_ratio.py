@@ -3,7 +3,7 @@ import numpy as np
 
 from analysis.selectivity import category_ratios, mean_response_per_clip, response_ratio
 from analysis.stats import Estimate
-from claims.kim2024._conditions import KimConditions, tier_settings
+from claims.kim2024._conditions import CI_MEASURED, KimConditions, tier_settings
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -31,11 +31,11 @@ SPEC = Claim(
     control_notes={"random_init": "untrained networks: MS units of a random network should not transfer"},
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="INCONCLUSIVE", data=("natsound165",),
-                   reason="measured at ci (3 seeds main/random, 2 other; 2,400-clip embedded corpus, commit of 2026-11-22): MS units from the embedded corpus transfer only partly to real sounds: ratio "
-                          "1.05-1.67 per seed (> 1 in every seed, paper 1.88), but the gain over random init "
-                          "is -0.01 in one seed and some non-music categories out-rank Song or Music in 2 of 3 "
-                          "seeds (margin -1.41 to 0.20): INCONCLUSIVE. The generated corpus lacks real "
-                          "recordings' music/non-music contrasts"),
+                   reason=f"{CI_MEASURED}: MS units from the embedded corpus transfer only partly to real sounds: "
+                          "ratio 0.70, 1.53, 1.41 per seed (paper 1.88), the gain over random init is -0.28 to 0.91 "
+                          "and some non-music categories out-rank Song or Music in 2 of 3 seeds (margin -1.90 to "
+                          "0.25): INCONCLUSIVE. The generated corpus lacks real recordings' music/non-music "
+                          "contrasts"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS",
                       data=("natsound165", "audioset_audio", "audioset_meta")),
     },

@@ -2,7 +2,7 @@
 import numpy as np
 
 from analysis.stats import Estimate
-from claims.kim2024._conditions import QUILT_SEG_MS, KimConditions, quilt_correlation, quilt_curve, tier_settings
+from claims.kim2024._conditions import CI_MEASURED, QUILT_SEG_MS, KimConditions, quilt_correlation, quilt_curve, tier_settings
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -28,11 +28,11 @@ SPEC = Claim(
                    "memorisation": "MS units of networks trained on shuffled labels (paper: no size dependence)"},
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="INCONCLUSIVE",
-                   reason="measured at ci (3 seeds main/random, 2 other; 2,400-clip embedded corpus, commit of 2026-11-22): r = 0.53 (Fisher [0.08, 0.80], p = 0.024, 3 seeds x 6 sizes) and original "
-                          "minus 50 ms > 0 in every seed (0.01-0.17): the direction replicates but 18 points "
+                   reason=f"{CI_MEASURED}: r = 0.40 (Fisher [-0.08, 0.73], p = 0.10, 3 seeds x 6 sizes) and original "
+                          "minus 50 ms > 0 in every seed (0.007-0.16): the direction replicates but 18 points "
                           "cannot put the interval above 0.4 or p below 0.01",
                    controls={"non_ms_units": ("FAIL", "INCONCLUSIVE"), "memorisation": ("FAIL", "INCONCLUSIVE")},
-                   controls_reason="measured at ci (3 seeds main/random, 2 other; 2,400-clip embedded corpus, commit of 2026-11-22): both controls come out INCONCLUSIVE, like the main result; the "
+                   controls_reason=f"{CI_MEASURED}: both controls come out INCONCLUSIVE, like the main result; the "
                                    "shuffled-label networks do not memorise within the ci budget (40 epochs on 480 "
                                    "clips), so the memorisation control is not valid at ci; neither may PASS"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
