@@ -10,7 +10,7 @@ JOBS   ?= 2
 ARGS   ?=
 export MLFLOW_DISABLE_TELEMETRY = true
 
-.PHONY: replicate test test-server unit bench ledger lock clean-cache mlflow-ui help
+.PHONY: replicate test test-server unit bench listen ledger lock clean-cache mlflow-ui help
 
 help:
 	@sed -n '1,4p' Makefile
@@ -39,6 +39,11 @@ unit: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m bench $(ARGS)
+
+# Listening check of the embedded corpus: example WAVs of every class, a log-mel contact sheet and an
+# index in reports/corpus_examples/ (python -m stimuli.corpus --help).
+listen: $(VENV)/.installed
+	$(PY) -m stimuli.corpus --out reports/corpus_examples $(ARGS)
 
 # Re-pin requirements.lock from pyproject.toml (needs network access to PyPI).
 lock:

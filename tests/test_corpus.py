@@ -284,6 +284,17 @@ def test_random_network_ratio_hook_runs(small):
     assert len(out["ms_unit_ratio"]) == 1 and np.isfinite(out["mean"]) and out["mean"] > 0
 
 
+def test_listening_check_cli_writes_examples_sheet_and_index(music_source, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(C, "default_music_source", lambda: music_source)
+    assert C.main(["--out", str(tmp_path / "ex"), "--clips", "30", "--per-class", "1"]) == 0
+    wavs = sorted((tmp_path / "ex").glob("*.wav"))
+    index = (tmp_path / "ex" / "index.md").read_text()
+    assert wavs and (tmp_path / "ex" / "examples.png").stat().st_size > 0
+    assert all(w.name in index for w in wavs) and "wrote" in capsys.readouterr().out
+    assert C.main(["--out", str(tmp_path / "bad"), "--clips", "0"]) == 2
+    assert capsys.readouterr().out.startswith("error: CorpusConfig.n_clips=0")
+
+
 def test_write_examples_covers_every_class(small, tmp_path):
     paths = write_examples(small, tmp_path / "ex", per_class=1)
     present = [c for j, c in enumerate(small.class_names) if small.labels[:, j].any()]
