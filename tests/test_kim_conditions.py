@@ -29,3 +29,20 @@ def test_prefetch_builds_what_nobody_else_is_building_first():
 def test_prefetch_waits_for_the_first_when_everything_is_busy():
     cond, built = conditions(busy={("without_music", 0), ("without_music", 1), ("without_music", 2)})
     assert cond.prefetch(["without_music"]) == [("without_music", 0), ("without_music", 1), ("without_music", 2)]
+
+
+def test_every_claim_run_records_its_corpus_manifest_and_audit(monkeypatch):
+    """from_run logs the corpus manifest (audit included, long id lists left out) into the run's values."""
+    from types import SimpleNamespace
+
+    class Run(SimpleNamespace):
+        def log_values(self, v):
+            self.values.update(v)
+
+    manifest = {"source": "stimuli.corpus.make_corpus", "hash": "abc", "audit": {"linear_ap": 0.7},
+                "excluded_ids": [f"id{i}" for i in range(500)], "counts": {"music": 3}}
+    run = Run(settings=dict(seeds=1), cache=FakeCache(()), device="cpu", data=None, session=None, values={})
+    monkeypatch.setattr(KimConditions, "clips", lambda self: SimpleNamespace(manifest=manifest))
+    KimConditions.from_run(run, needs=())
+    assert run.values["corpus"] == {"source": "stimuli.corpus.make_corpus", "hash": "abc",
+                                    "audit": {"linear_ap": 0.7}, "counts": {"music": 3}}

@@ -101,7 +101,14 @@ class KimConditions:
         """
         cond = cls(run.settings, run.cache, run.device, run.data, verbose=getattr(run.session, "verbose", False))
         cond.prefetch(needs)
+        run.log_values({"corpus": cond.corpus_record()})
         return cond
+
+    def corpus_record(self) -> dict:
+        """What every claim run records of its training corpus: the manifest without its long lists
+        (source, version, config, hash, counts and, for the embedded corpus, the confound audit)."""
+        m = self.clips().manifest
+        return {k: v for k, v in m.items() if not (isinstance(v, (list, tuple, set, dict)) and len(v) > 64)}
 
     def prefetch(self, conditions) -> list:
         """Make sure every seed of ``conditions`` is trained, cooperating with parallel workers.

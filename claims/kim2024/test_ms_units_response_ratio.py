@@ -90,7 +90,7 @@ def test_ms_units_response_ratio(run):
     other = {c: [ms_ratio(cond.selectivity(c, s)) for s in cond.seeds(c)]
              for c in ("with_music", "without_music_and_speech", "shuffled_labels")}
     run.log_values({"ratio_per_seed": ratios.tolist(), "random_ratio_per_seed": rand.tolist(),
-                    "logmel_ratio": lm, "other_conditions": other, "corpus_audit": cond.clips().manifest.get("audit")})
+                    "logmel_ratio": lm, "other_conditions": other})
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     s0 = seeds[0]
