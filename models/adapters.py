@@ -120,6 +120,33 @@ def _first_tensor(out):
                     f"is a tensor (or a tuple starting with one)")
 
 
+def check_layers(module: torch.nn.Module, layer_names: Sequence[str]) -> list[str]:
+    """The layer names as a list, or a one-line :class:`UserError` naming one that is not a submodule."""
+    named = dict(module.named_modules())
+    missing = [n for n in layer_names if n not in named]
+    if missing:
+        raise UserError(f"layer {missing[0]!r} is not a submodule: pick names from "
+                        f"model.named_modules(), e.g. {', '.join(list(named)[1:6])}")
+    if not layer_names:
+        raise UserError("a hooked model needs at least one layer name")
+    return list(layer_names)
+
+
+def capture_layers(module: torch.nn.Module, layer_names: Sequence[str], forward: Callable[[], object]) -> dict:
+    """Call ``forward()`` with forward hooks on ``layer_names`` of ``module``; returns ``{name: output}``
+    (the first tensor of each layer's output, see :func:`_first_tensor`). Hooks are removed even on error."""
+    store: dict = {}
+    named = dict(module.named_modules())
+    handles = [named[n].register_forward_hook(lambda _m, _i, out, n=n: store.__setitem__(n, _first_tensor(out)))
+               for n in layer_names]
+    try:
+        forward()
+    finally:
+        for h in handles:
+            h.remove()
+    return {n: store[n] for n in layer_names}
+
+
 class HookedModule:
     """Per-layer activations of any ``torch.nn.Module`` through forward hooks.
 
@@ -139,34 +166,17 @@ class HookedModule:
 
     def __init__(self, module: torch.nn.Module, layer_names: Sequence[str], sample_rate: int,
                  preprocess: Callable | None = None, channels_first: bool = False, device="cpu"):
-        named = dict(module.named_modules())
-        missing = [n for n in layer_names if n not in named]
-        if missing:
-            raise UserError(f"layer {missing[0]!r} is not a submodule: pick names from "
-                            f"model.named_modules(), e.g. {', '.join(list(named)[1:6])}")
-        if not layer_names:
-            raise UserError("HookedModule needs at least one layer name")
+        self.layers = check_layers(module, layer_names)
         self.module = module.to(_device(device)).eval()
         self.device = _device(device)
-        self.layers = list(layer_names)
         self.sample_rate = int(sample_rate)
         self.preprocess = preprocess
         self.channels_first = channels_first
 
     def __call__(self, audio: torch.Tensor) -> dict:
-        store: dict = {}
-        named = dict(self.module.named_modules())
-        handles = []
-        for name in self.layers:
-            def hook(_mod, _inp, out, name=name):
-                store[name] = _first_tensor(out)
-            handles.append(named[name].register_forward_hook(hook))
-        try:
-            x = audio.to(self.device, torch.float32)
-            self.module(self.preprocess(x) if self.preprocess is not None else x)
-        finally:
-            for h in handles:
-                h.remove()
+        x = audio.to(self.device, torch.float32)
+        store = capture_layers(self.module, self.layers,
+                               lambda: self.module(self.preprocess(x) if self.preprocess is not None else x))
         if self.channels_first:
             store = {k: (v.transpose(1, 2) if v.ndim == 3 else v) for k, v in store.items()}
         return {name: store[name] for name in self.layers}

