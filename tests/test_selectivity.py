@@ -216,3 +216,35 @@ def test_gabor_fft_convolution_matches_direct_convolution():
     pad = (bank.shape[-2] // 2, bank.shape[-1] // 2)
     direct = torch.relu(torch.nn.functional.conv2d(xc, bank.flip(-1, -2), padding=pad)).mean(dim=(2, 3)).numpy()
     np.testing.assert_allclose(gabor_features(x, bank, pool=(1, 1)), direct, rtol=1e-4, atol=1e-5)
+
+
+def test_category_margin_on_analytical_cases():
+    """Music categories at 2 and 3, others at 1 and 1.5: margin (2 - 1.5) / mean(others) = 0.5 / 1.25."""
+    from analysis.selectivity import category_margin
+
+    cats = np.array(["Music"] * 4 + ["Song"] * 4 + ["Speech"] * 4 + ["Rain"] * 4)
+    x = np.array([3.0] * 4 + [2.0] * 4 + [1.0] * 4 + [1.5] * 4)
+    est = category_margin(x, cats, ("Music", "Song"), n_boot=200)
+    assert est.value == pytest.approx(0.5 / 1.25) and est.low == pytest.approx(est.value) == est.high
+    # one non-music category above a music one: negative margin
+    x2 = x.copy()
+    x2[cats == "Rain"] = 2.5
+    assert category_margin(x2, cats, ("Music", "Song"), n_boot=50).value == pytest.approx((2 - 2.5) / 1.75)
+    # noise widens the interval around the point value; absent positive categories raise
+    rng = np.random.default_rng(0)
+    noisy = category_margin(x + rng.normal(0, 0.3, x.size), cats, ("Music", "Song", "Opera"), n_boot=300)
+    assert noisy.low < noisy.value < noisy.high
+    with pytest.raises(UserError, match="category margin"):
+        category_margin(x, cats, ("Opera",))
+
+
+@given(st.floats(0.1, 10.0))
+@settings(max_examples=30, deadline=None)
+def test_category_margin_ignores_the_response_scale(scale):
+    """A ratio of differences to a mean: invariant to rescaling the responses."""
+    from analysis.selectivity import category_margin
+
+    cats = np.array(["Music"] * 3 + ["Speech"] * 3 + ["Rain"] * 3)
+    x = np.array([2.0, 2.5, 3.0, 1.0, 1.2, 0.8, 1.5, 1.1, 0.9])
+    a = category_margin(x, cats, ("Music",), n_boot=20).value
+    assert category_margin(scale * x, cats, ("Music",), n_boot=20).value == pytest.approx(a)

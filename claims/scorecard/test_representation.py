@@ -26,17 +26,18 @@ def test_pitch_rsa(scored_model, record_cell, claim_id):
     record_cell(scored_model, main[claim_id], ctrl[claim_id], s)
 
 
-def test_ms_units_natsound165_ratio(scored_model, record_cell, request):
-    """Kim et al.: units most music-selective on the embedded corpus prefer music among the 165 sounds."""
+@pytest.mark.parametrize("claim_id", ["ms_units.natsound165_ratio", "ms_units.natsound165_categories"])
+def test_ms_units_natsound165(scored_model, record_cell, request, claim_id):
+    """Kim et al.: units most music-selective on the embedded corpus prefer music among the 165 sounds
+    (the ratio), and both music categories out-rank every non-music category (the margin)."""
     from harness.plugin import _STATE
 
     data = request.config.stash[_STATE]["data"]
     root = data.get("natsound165")
     if root is None:
-        record_cell(scored_model, P.na("ms_units.natsound165_ratio",
-                                       f"165 natural sounds absent: {data.missing_reason('natsound165')}"))
-    main, ctrl, s = _both(lambda sm, c: P.natsound_ratio(sm, root, c), scored_model)
-    record_cell(scored_model, main, ctrl, s)
+        record_cell(scored_model, P.na(claim_id, f"165 natural sounds absent: {data.missing_reason('natsound165')}"))
+    main, ctrl, s = _both(lambda sm, c: P.natsound_cells(sm, root, c), scored_model)
+    record_cell(scored_model, main[claim_id], ctrl[claim_id], s)
 
 
 def test_quilts_segment_size(scored_model, record_cell):
