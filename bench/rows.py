@@ -112,16 +112,19 @@ def bench_corpus() -> list[dict]:
 
 def natsound165_band_ap(root=None) -> dict | None:
     """The confound audit's classifier on the 165 natural sounds (Music + Song vs the rest, first
-    2 s), scored out of fold; ``None`` when the sounds are not on disk (``../shared/data`` or
-    ``MEC_NATSOUND165_ROOT``)."""
+    2 s), scored out of fold; ``None`` when the sounds are not on disk (found like the claims find
+    them: ``MEC_NATSOUND165_ROOT``, else ``MEC_SHARED_DATA`` or ``../shared/data``)."""
+    from claims.kim2024.test_natsound165_ratio import MUSIC_CATEGORIES
+    from harness.options import DATA_ROOTS, DataRoots
     from stimuli.corpus import band_statistics, linear_band_ap_cv
     from stimuli.loaders import load_natsound165
 
-    root = Path(root or os.environ.get("MEC_NATSOUND165_ROOT") or REPO / ".." / "shared" / "data" / "natsound165")
-    if not (root / "category_labels.csv").exists():
+    if root is None:
+        root = DataRoots({k: os.environ.get(r.env) or r.default for k, r in DATA_ROOTS.items()}).get("natsound165")
+    if root is None or not (Path(root) / "category_labels.csv").exists():
         return None
     clips = load_natsound165(root, clip_s=2.0)
-    y = np.array([c in ("Music", "Song") for c in clips.categories])
+    y = np.isin(clips.categories, MUSIC_CATEGORIES)
     return linear_band_ap_cv(band_statistics(clips.audio, clips.sr), y, n_splits=5, n_repeats=20, seed=0)
 
 

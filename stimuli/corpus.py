@@ -586,19 +586,25 @@ def band_statistics(audio: np.ndarray, sr: int, device="cpu") -> np.ndarray:
     return np.concatenate([lm.mean(axis=2), lm.std(axis=2)], axis=1)
 
 
-def linear_band_ap(features: np.ndarray, y: np.ndarray, train: np.ndarray, seed: int = 0) -> dict:
-    """AP of a standardised logistic regression fitted on ``train`` rows and scored on the rest."""
+def _band_classifier(seed: int):
+    """The audit's classifier: standardised features, L2 logistic regression (C = 1)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import average_precision_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, random_state=seed))
+
+
+def linear_band_ap(features: np.ndarray, y: np.ndarray, train: np.ndarray, seed: int = 0) -> dict:
+    """AP of a standardised logistic regression fitted on ``train`` rows and scored on the rest."""
+    from sklearn.metrics import average_precision_score
 
     y = np.asarray(y).astype(int)
     test = ~np.asarray(train, dtype=bool)
     if len(np.unique(y[train])) < 2 or len(np.unique(y[test])) < 2:
         raise UserError("confound audit needs music and non-music clips in both the train and held-out splits: "
                         "generate more clips")
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, random_state=seed))
+    model = _band_classifier(seed)
     model.fit(features[train], y[train])
     score = model.decision_function(features[test])
     return {"ap": float(average_precision_score(y[test], score)), "chance": float(y[test].mean()),
@@ -612,11 +618,8 @@ def linear_band_ap_cv(features: np.ndarray, y: np.ndarray, n_splits: int = 5, n_
     For sets too small for a fixed split, such as the 165 natural sounds. Returns the mean and
     standard deviation of the AP over repeats and the chance level (the fraction of positives).
     """
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import average_precision_score
     from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     y = np.asarray(y).astype(int)
     if min(int(y.sum()), int((1 - y).sum())) < n_splits:
@@ -625,7 +628,7 @@ def linear_band_ap_cv(features: np.ndarray, y: np.ndarray, n_splits: int = 5, n_
     for r in range(int(n_repeats)):
         score = np.zeros(len(y))
         for tr, te in StratifiedKFold(n_splits, shuffle=True, random_state=int(seed) + r).split(features, y):
-            model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, random_state=seed))
+            model = _band_classifier(seed)
             model.fit(features[tr], y[tr])
             score[te] = model.decision_function(features[te])
         aps.append(average_precision_score(y, score))
@@ -687,11 +690,15 @@ def confound_audit(clips: ClipSet, seed: int = 0, device="cpu", random_network: 
     if y.sum() < 2 or (~y).sum() < 2:
         raise UserError("confound audit needs at least 2 music and 2 non-music clips")
     feats = band_statistics(sub.audio, sub.sr, device=device)
-    held = linear_band_ap(feats, y, sub.split == "train", seed=seed)
+    train = sub.split == "train"
     n_splits = int(min(5, y.sum(), (~y).sum()))
-    lin = linear_band_ap_cv(feats, y, n_splits=n_splits, n_repeats=5, seed=seed) if n_splits >= 2 else held
-    lin_mean = linear_band_ap_cv(feats[:, :64], y, n_splits=n_splits, n_repeats=5, seed=seed) if n_splits >= 2 \
-        else linear_band_ap(feats[:, :64], y, sub.split == "train", seed=seed)
+
+    def ap(f):  # out of fold when every fold can hold both kinds, else the train / held-out split
+        return linear_band_ap_cv(f, y, n_splits=n_splits, n_repeats=5, seed=seed) if n_splits >= 2 \
+            else linear_band_ap(f, y, train, seed=seed)
+
+    held = linear_band_ap(feats, y, train, seed=seed)
+    lin, lin_mean = ap(feats), ap(feats[:, :64])
     small = matched_protocol_ap(feats, y, seed=seed) if y.sum() >= 35 and (~y).sum() >= 130 else None
     levels_all = median_level_db(clips.audio, clips.sr, device=device)
     levels = levels_all[keep]
@@ -781,6 +788,12 @@ def write_examples(clips: ClipSet, out_dir, per_class: int = 2) -> list:
     return written
 
 
+def _example_clips(clips: ClipSet, paths: list) -> list:
+    """``(class file tag, clip index)`` of each :func:`write_examples` path (``<class>__<clip id>.wav``)."""
+    index = {cid: i for i, cid in enumerate(clips.clip_ids)}
+    return [(tag, index[cid]) for tag, cid in (Path(p).stem.rsplit("__", 1) for p in paths)]
+
+
 def plot_examples(clips: ClipSet, paths: list, out_png, cols: int = 6) -> Path:
     """A contact sheet of the log-mels of written examples (one panel per file, titled by class).
 
@@ -792,8 +805,7 @@ def plot_examples(clips: ClipSet, paths: list, out_png, cols: int = 6) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    index = {cid: i for i, cid in enumerate(clips.clip_ids)}
-    items = [(Path(p).stem.rsplit("__", 1)[0], index[Path(p).stem.rsplit("__", 1)[1]]) for p in paths]
+    items = _example_clips(clips, paths)
     lm = logmel_db(clips.audio[[i for _, i in items]], clips.sr) if items else np.zeros((0, 64, 1))
     rows = max(1, int(np.ceil(len(items) / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 1.6 * rows), squeeze=False)
@@ -813,8 +825,8 @@ def main(argv=None) -> int:
     """``python -m stimuli.corpus --out DIR``: the listening check (``make listen``).
 
     Generates a small corpus with the default settings, writes example WAVs of every label column,
-    a log-mel contact sheet (``examples.png``) and ``index.md`` (file, clip id, labels, kind), and
-    prints the confound audit's linear part.
+    a log-mel contact sheet (``examples.png``) and ``index.md`` (file, clip id, labels, kind).
+    Returns 0, or 2 after a one-line error.
     """
     import argparse
 
@@ -829,10 +841,8 @@ def main(argv=None) -> int:
         out = Path(args.out)
         paths = write_examples(clips, out, per_class=args.per_class)
         png = plot_examples(clips, paths, out / "examples.png")
-        index = {cid: i for i, cid in enumerate(clips.clip_ids)}
         lines = ["| file | clip | labels | kind |", "|---|---|---|---|"]
-        for p in paths:
-            i = index[Path(p).stem.rsplit("__", 1)[1]]
+        for p, (_, i) in zip(paths, _example_clips(clips, paths)):
             labs = ", ".join(c for c, on in zip(clips.class_names, clips.labels[i]) if on)
             lines.append(f"| {Path(p).name} | {clips.clip_ids[i]} | {labs} | {clips.categories[i]} |")
         (out / "index.md").write_text("\n".join(lines) + "\n")
