@@ -230,6 +230,24 @@ def _window_gatherer(x: torch.Tensor, length: int):
     return lambda clip, starts: torch.from_numpy(view[:, starts] if clip is None else view[clip, starts])
 
 
+def _window_putter(x: torch.Tensor, length: int):
+    """A function ``(out, clip, starts)`` that writes ``x[clip, starts : starts + length]`` into the
+    tensor ``out`` (shape ``starts.shape + (length,)``), like ``out[...] = gather(clip, starts)`` of
+    :func:`_window_gatherer`; on the CPU straight from numpy's sliding-window view into ``out``'s memory,
+    without the intermediate tensor (it runs once per sequential step)."""
+    if x.device.type != "cpu":
+        gather = _window_gatherer(x, length)
+
+        def put_on_device(out, clip, starts):
+            out.copy_(gather(clip, starts))
+        return put_on_device
+    view = np.lib.stride_tricks.sliding_window_view(x.detach().numpy(), length, axis=1)
+
+    def put(out, clip, starts):
+        out.numpy()[...] = view[clip, starts]
+    return put
+
+
 def _row_argmax(device: torch.device):
     """``t -> t.argmax(dim=1)`` as a numpy array (the first maximum of each row); on the CPU through
     numpy, whose SIMD arg-max is several times faster than torch's for a few hundred columns."""
@@ -388,32 +406,35 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
     n_active = [n * sum(p.n_seg > q for p in params) for q in range(M)]   # rows still placing at step q
 
     # ---- greedy ordering (independent of the shifts): a walk of small arg-mins, run on the host ----
-    # rows of group g read only [:n_seg, :n_seg] of their matrix; the columns beyond are marked used,
-    # so the rest of the (uninitialised) array is never looked at
+    # rows of group g read only the first n_seg rows of their matrix; the columns beyond n_seg are
+    # zeroed and barred, the rows beyond are never looked at (left uninitialised). ``barred`` is 0 for
+    # an unused segment and +inf for a used one: adding it to a row of costs bars the used ones
+    # (cost + inf = inf, cost + 0 = cost exactly), one plain SIMD add where a masked copy was slower
     cost_all = np.empty((B, M, M), dtype=torch.empty(0, dtype=xp.dtype).numpy().dtype)
-    used = np.ones((B, M), dtype=bool)
+    barred = np.full((B, M), np.inf, dtype=cost_all.dtype)
     for g, (p, c) in enumerate(zip(params, costs)):
         block = cost_all[g * n:(g + 1) * n, : p.n_seg, : p.n_seg]
         block[...] = c.cpu().numpy()
+        cost_all[g * n:(g + 1) * n, : p.n_seg, p.n_seg:] = 0.0     # finite, so that barring gives inf, not NaN
         forbid = np.arange(p.n_seg - 1)
         block[:, forbid, forbid + 1] = np.inf               # the original successor, re-allowed when last
-        used[g * n:(g + 1) * n, : p.n_seg] = False
+        barred[g * n:(g + 1) * n, : p.n_seg] = 0.0
     rows_np = np.arange(B)
     last_at = np.repeat([p.n_seg - 1 for p in params], n)   # the step at which each row places its last segment
     order_np = np.zeros((B, M), dtype=np.int64)
     cur = torch.cat(list(starts)).cpu().numpy()
     order_np[:, 0] = cur
-    used[rows_np, cur] = True
+    barred[rows_np, cur] = np.inf
     ends = {p.n_seg - 1 for p in params}                       # steps at which some group places its last segment
     for q in range(1, M):
         k = n_active[q]
         step_cost = cost_all[rows_np[:k], cur[:k]]                                     # (k, M) copy
-        np.copyto(step_cost, np.inf, where=used[:k])
+        step_cost += barred[:k]
         cur = step_cost.argmin(axis=1)                         # first minimum: ties go to the lowest index
         if q in ends:                                          # a group's last placement: the one unused segment
-            cur = np.where(last_at[:k] == q, used[:k].argmin(axis=1), cur)
+            cur = np.where(last_at[:k] == q, barred[:k].argmin(axis=1), cur)
         order_np[:k, q] = cur
-        used[rows_np[:k], cur] = True
+        barred[rows_np[:k], cur] = np.inf
     order = torch.as_tensor(order_np, device=dev)
 
     # ---- boundary shifts ----
@@ -423,6 +444,7 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
         n_fft = fft_size(W)
         pref_np = _shift_preference(S)
         lag_pref = torch.as_tensor(pref_np + S, device=dev)    # lags (shift + S) in preference order
+        neg_lag_pref = (n_fft - lag_pref) % n_fft               # where irfft(U conj(H)) holds those lags
         tiny = 1e-20 if xp.dtype == torch.float64 else 1e-12
         # boundary bookkeeping on the host (numpy): a few hundred small index operations are
         # several times cheaper there than as torch calls
@@ -434,7 +456,7 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
         clip_np = clip.cpu().numpy()
         head_at = order_np[row_np, step_np] * seg_np + (pad - S - h)                  # head at shift -S
         tail_at = (order_np[row_np, step_np - 1] + 1) * seg_np + (pad - h)            # continuation at shift 0
-        heads, tails = _window_gatherer(xp, W), _window_gatherer(xp, F)
+        heads, put_tails = _window_gatherer(xp, W), _window_putter(xp, F)
         first_argmax = _row_argmax(dev)
         # heads are transformed a block of steps at a time (at least one step; about 1 MB per
         # buffer, so that the heads, their spectra and their norms stay in a core's L2 cache)
@@ -465,12 +487,13 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
                     energy.rsqrt_()
                 inv_norm = energy.index_select(1, lag_pref)
                 h_buf[: b1 - b0, : W] = head
-                heads_f = torch.fft.rfft(h_buf[: b1 - b0])
+                heads_fc = torch.fft.rfft(h_buf[: b1 - b0]).conj_physical_()
             lo, hi = offsets[q - 1], offsets[q]
             k = hi - lo
-            u_buf[:k, :F] = tails(clip_np[:k], tail_at[lo:hi] + prev[:k])
-            corr = torch.fft.irfft(torch.fft.rfft(u_buf[:k]).conj() * heads_f[lo - b0: hi - b0], n=n_fft)
-            prev = pref_np[first_argmax(corr.index_select(1, lag_pref) * inv_norm[lo - b0: hi - b0])]
+            put_tails(u_buf[:k, :F], clip_np[:k], tail_at[lo:hi] + prev[:k])
+            # irfft(U conj(H))[m] = sum_r h[r] u[r + m] (circular): the correlation at lag m sits at -m
+            corr = torch.fft.irfft(torch.fft.rfft(u_buf[:k]) * heads_fc[lo - b0: hi - b0], n=n_fft)
+            prev = pref_np[first_argmax(corr.index_select(1, neg_lag_pref) * inv_norm[lo - b0: hi - b0])]
             found[lo:hi] = prev
         shifts[torch.as_tensor(row_np, device=dev), torch.as_tensor(step_np, device=dev)] = torch.as_tensor(found, device=dev)
     out = [(order[g * n:(g + 1) * n, : p.n_seg], shifts[g * n:(g + 1) * n, : p.n_seg]) for g, p in enumerate(params)]
@@ -495,19 +518,17 @@ def _assemble(xp: torch.Tensor, order: torch.Tensor, shifts: torch.Tensor, p: Qu
         return slots.reshape(n, n_seg * seg)
     # the fade u + w (v - u) straddles each boundary: before it the slots already hold the previous
     # slot's continuation u[:h], after it the new head v[h:]; fetch the other halves and mix in place
-    w = raised_cosine(F).astype(xn.dtype)
-    before, after = slots[:, :-1, seg - h:], slots[:, 1:, : F - h]
+    # (torch.lerp on views of the numpy arrays: one pass instead of three numpy ones)
+    w = torch.from_numpy(raised_cosine(F).astype(xn.dtype))
+    mixed = torch.from_numpy(slots)
+    before, after = mixed[:, :-1, seg - h:], mixed[:, 1:, : F - h]
     if h > 0:
         heads = np.lib.stride_tricks.sliding_window_view(xn, h, axis=1)
         v = heads[rows, order[:, 1:] * seg + shifts[:, 1:] - h + pad]                    # v[:h], (n, nb, h)
-        v -= before
-        v *= w[:h]
-        before += v
+        before.lerp_(torch.from_numpy(v), w[:h])
     conts = np.lib.stride_tricks.sliding_window_view(xn, F - h, axis=1)
     u = conts[rows, (order[:, :-1] + 1) * seg + shifts[:, :-1] + pad]                     # u[h:], (n, nb, F - h)
-    after -= u                                                                            # v - u, in place
-    after *= w[h:]
-    after += u
+    torch.lerp(torch.from_numpy(u), after, w[h:], out=after)
     return slots.reshape(n, n_seg * seg)
 
 
@@ -832,29 +853,44 @@ def quilt_stimuli(x, sr: int, seg_ms=KIM_SEG_MS, ordering: str = "kim2024", seed
     return out
 
 
+def _cpu_times() -> tuple:
+    """(user, system) CPU seconds of this process (``resource``; where it is missing, all counts as user)."""
+    try:
+        import resource
+    except ImportError:                                                   # pragma: no cover (Windows)
+        return time.process_time(), 0.0
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime, r.ru_stime
+
+
 def benchmark_quilting(n_clips: int = 16, sr: int = 22050, clip_s: float = 10.0,
-                       seg_ms=KIM_SEG_MS, ordering: str = "kim2024", n_reference_clips: int = 1,
-                       repeats: int = 3, device: str | torch.device = "cpu", n_threads: int | None = 1,
-                       seed: int = 0) -> dict:
+                       seg_ms=KIM_SEG_MS, ordering: str = "kim2024", n_reference_clips: int | None = None,
+                       n_oracle_clips: int = 2, repeats: int = 5, device: str | torch.device = "cpu",
+                       n_threads: int | None = 1, seed: int = 0) -> dict:
     """Time the batched quilter against the NumPy references on synthetic clips.
 
     All build every size in ``seg_ms`` (all six Kim et al. sizes by default) for each clip. The
     fast path quilts all ``n_clips`` clips and all sizes in one :func:`quilt_multi` call; the
-    references run on ``n_reference_clips`` clips, one size at a time: :func:`reference_quilt_lean`
-    (the issue's baseline: vectorised NumPy except a loop over boundaries with ``np.convolve``) and
-    :func:`reference_quilt_numpy` (the oracle, also looping over segments and segment pairs). They
-    are timed alternately ``repeats`` times in CPU time of this process (``time.process_time``: on a
-    shared machine, time spent waiting for a core is not counted; with several torch threads it
-    sums their time) and the medians are compared. Wall-clock medians are reported too.
+    references run one clip and one size at a time: :func:`reference_quilt_lean` (the issue's
+    baseline: vectorised NumPy except a loop over boundaries with ``np.convolve``) on
+    ``n_reference_clips`` clips (default: the same ``n_clips``, so both keep the same quilts in
+    memory) and :func:`reference_quilt_numpy` (the oracle, also looping over segments and segment
+    pairs) on ``n_oracle_clips``. They are timed alternately ``repeats`` times, each run after the
+    previous repeat's quilts are freed, in CPU time of this process (``time.process_time``, user +
+    system: on a shared machine, time spent waiting for a core is not counted; with several torch
+    threads it sums their time), and the medians are compared. The user / system split and
+    wall-clock medians are reported too (system time is mostly the kernel zeroing fresh pages for
+    the quilts and temporaries, and varies from run to run on a virtual machine).
 
     Returns
     -------
     dict
         ``ms_per_clip_fast``, ``ms_per_clip_reference`` (the lean baseline), ``speedup``
         (reference / fast, medians), ``ms_per_clip_reference_oracle``, ``speedup_vs_oracle``,
-        ``wall_ms_per_clip`` (the three wall-clock medians), the per-repeat times, the settings and
-        ``agreement`` (fraction of the oracle's orders and shifts that the fast path, and the lean
-        reference, reproduced).
+        ``user_ms_per_clip`` and ``sys_ms_per_clip`` (medians per path), ``speedup_user``
+        (the ratio in user time alone), ``wall_ms_per_clip`` (the three wall-clock medians), the
+        per-repeat times, the settings and ``agreement`` (fraction of the oracle's orders and shifts
+        that the fast path, and the lean reference, reproduced).
     """
     old_threads = torch.get_num_threads()
     if n_threads is not None:
@@ -866,24 +902,28 @@ def benchmark_quilting(n_clips: int = 16, sr: int = 22050, clip_s: float = 10.0,
         f0 = rng.uniform(100, 800, size=(n_clips, 1))
         env = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.5, 4, size=(n_clips, 1)) * t)
         x = (env * np.sin(2 * np.pi * f0 * t) + 0.3 * rng.standard_normal((n_clips, n))).astype(np.float32)
-        n_ref = max(1, min(n_reference_clips, n_clips))
+        n_ref = n_clips if n_reference_clips is None else max(1, min(n_reference_clips, n_clips))
+        n_orc = max(1, min(n_oracle_clips, n_clips))
         quilt_batch(x[:2, : sr], sr, seg_ms[0], ordering, seed, device)           # warm-up
         runs = {
             "fast": (n_clips, lambda: quilt_multi(x, sr, seg_ms, ordering, seed, device)),
             "reference": (n_ref, lambda: {(i, ms): reference_quilt_lean(x[i], sr, ms, ordering, seed, clip_index=i)
                                           for i in range(n_ref) for ms in seg_ms}),
-            "oracle": (n_ref, lambda: {(i, ms): reference_quilt_numpy(x[i], sr, ms, ordering, seed, clip_index=i)
-                                       for i in range(n_ref) for ms in seg_ms}),
+            "oracle": (n_orc, lambda: {(i, ms): reference_quilt_numpy(x[i], sr, ms, ordering, seed, clip_index=i)
+                                       for i in range(n_orc) for ms in seg_ms}),
         }
-        cpu = {k: [] for k in runs}
-        wall = {k: [] for k in runs}
+        cpu, user, system, wall = ({k: [] for k in runs} for _ in range(4))
         got = {}
         for _ in range(max(1, repeats)):
             for name, (count, run) in runs.items():
-                w0, c0 = time.perf_counter(), time.process_time()
+                got[name] = None                                  # free the previous repeat's quilts first
+                (u0, s0), w0, c0 = _cpu_times(), time.perf_counter(), time.process_time()
                 got[name] = run()
-                cpu[name].append(1e3 * (time.process_time() - c0) / count)
-                wall[name].append(1e3 * (time.perf_counter() - w0) / count)
+                c1, w1, (u1, s1) = time.process_time(), time.perf_counter(), _cpu_times()
+                cpu[name].append(1e3 * (c1 - c0) / count)
+                wall[name].append(1e3 * (w1 - w0) / count)
+                user[name].append(1e3 * (u1 - u0) / count)
+                system[name].append(1e3 * (s1 - s0) / count)
     finally:
         torch.set_num_threads(old_threads)
     fast, lean, ref = got["fast"], got["reference"], got["oracle"]
@@ -894,11 +934,15 @@ def benchmark_quilting(n_clips: int = 16, sr: int = 22050, clip_s: float = 10.0,
         lean_order=float(np.mean([np.array_equal(ref[k].order, lean[k].order) for k in ref])),
         lean_shifts=float(np.mean(np.concatenate([ref[k].shifts_samples == lean[k].shifts_samples for k in ref]))))
     med = {k: float(np.median(v)) for k, v in cpu.items()}
+    med_user = {k: float(np.median(v)) for k, v in user.items()}
     return dict(ms_per_clip_fast=med["fast"], ms_per_clip_reference=med["reference"],
                 speedup=med["reference"] / med["fast"], ms_per_clip_reference_oracle=med["oracle"],
                 speedup_vs_oracle=med["oracle"] / med["fast"], timer="process_time",
+                user_ms_per_clip=med_user, sys_ms_per_clip={k: float(np.median(v)) for k, v in system.items()},
+                speedup_user=med_user["reference"] / med_user["fast"],
                 wall_ms_per_clip={k: float(np.median(v)) for k, v in wall.items()},
                 fast_ms_per_repeat=cpu["fast"], reference_ms_per_repeat=cpu["reference"],
                 oracle_ms_per_repeat=cpu["oracle"],
-                n_clips=n_clips, n_reference_clips=n_ref, sr=sr, clip_s=clip_s, seg_ms=tuple(seg_ms),
-                ordering=ordering, device=str(device), n_threads=n_threads, agreement=agreement)
+                n_clips=n_clips, n_reference_clips=n_ref, n_oracle_clips=n_orc, sr=sr, clip_s=clip_s,
+                seg_ms=tuple(seg_ms), ordering=ordering, device=str(device), n_threads=n_threads,
+                agreement=agreement)

@@ -157,11 +157,15 @@ def test_cut_and_zero_and_quilt_stimuli():
 
 
 def test_benchmark_reports_ratio_and_agreement():
-    r = benchmark_quilting(n_clips=2, sr=8000, clip_s=2.0, seg_ms=(50.0, 200.0), n_reference_clips=1, repeats=1)
+    r = benchmark_quilting(n_clips=2, sr=8000, clip_s=2.0, seg_ms=(50.0, 200.0), n_reference_clips=1, n_oracle_clips=1, repeats=1)
     assert r["ms_per_clip_fast"] > 0 and r["ms_per_clip_reference"] > 0
     assert r["speedup"] == pytest.approx(r["ms_per_clip_reference"] / r["ms_per_clip_fast"])
     assert r["speedup_vs_oracle"] == pytest.approx(r["ms_per_clip_reference_oracle"] / r["ms_per_clip_fast"])
     assert r["timer"] == "process_time" and set(r["wall_ms_per_clip"]) == {"fast", "reference", "oracle"}
+    assert r["n_reference_clips"] == 1 and r["n_oracle_clips"] == 1
+    assert r["speedup_user"] == pytest.approx(r["user_ms_per_clip"]["reference"] / r["user_ms_per_clip"]["fast"])
+    for k in ("fast", "reference", "oracle"):   # CPU time is user + system time, to rounding of the two clocks
+        assert r["sys_ms_per_clip"][k] >= 0 and r["user_ms_per_clip"][k] > 0
     assert r["agreement"]["order"] == 1.0
     assert r["agreement"]["lean_order"] == 1.0 and r["agreement"]["lean_shifts"] == 1.0
 
