@@ -233,8 +233,8 @@ def _window_gatherer(x: torch.Tensor, length: int):
 def _window_putter(x: torch.Tensor, length: int):
     """A function ``(out, clip, starts)`` that writes ``x[clip, starts : starts + length]`` into the
     tensor ``out`` (shape ``starts.shape + (length,)``), like ``out[...] = gather(clip, starts)`` of
-    :func:`_window_gatherer`; on the CPU straight from numpy's sliding-window view into ``out``'s memory,
-    without the intermediate tensor (it runs once per sequential step)."""
+    :func:`_window_gatherer`; on the CPU as one numpy assignment into ``out``'s memory, which saves the
+    torch wrapping and copy of the gathered windows (it runs once per sequential step)."""
     if x.device.type != "cpu":
         gather = _window_gatherer(x, length)
 
