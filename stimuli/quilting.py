@@ -456,7 +456,11 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
         clip_np = clip.cpu().numpy()
         head_at = order_np[row_np, step_np] * seg_np + (pad - S - h)                  # head at shift -S
         tail_at = (order_np[row_np, step_np - 1] + 1) * seg_np + (pad - h)            # continuation at shift 0
-        heads, put_tails = _window_gatherer(xp, W), _window_putter(xp, F)
+        # heads are read by row from a flat window view of the (contiguous) padded clips, straight
+        # into the FFT buffer: index_select with out= skips the intermediate copy of a gather
+        head_rows = xp.reshape(-1).unfold(0, W, 1)
+        head_idx = torch.as_tensor(clip_np[row_np] * xp.shape[1] + head_at, device=dev)
+        put_tails = _window_putter(xp, F)
         first_argmax = _row_argmax(dev)
         # heads are transformed a block of steps at a time (at least one step; about 1 MB per
         # buffer, so that the heads, their spectra and their norms stay in a core's L2 cache)
@@ -475,7 +479,8 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
                 while block_end < M and offsets[block_end] - b0 <= block_rows:
                     block_end += 1
                 b1 = offsets[block_end - 1]
-                head = heads(clip_np[row_np[b0:b1]], head_at[b0:b1])                    # (rows, W)
+                head = h_buf[: b1 - b0, : W]                                                # (rows, W)
+                torch.index_select(head_rows, 0, head_idx[b0:b1], out=head)
                 z = z_buf[: b1 - b0]
                 torch.mul(head, head, out=z[:, 1:])
                 energy = _window_sum(z, F)                                                # (rows, 2S+1)
@@ -486,7 +491,6 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
                 else:
                     energy.rsqrt_()
                 inv_norm = energy.index_select(1, lag_pref)
-                h_buf[: b1 - b0, : W] = head
                 heads_fc = torch.fft.rfft(h_buf[: b1 - b0]).conj_physical_()
             lo, hi = offsets[q - 1], offsets[q]
             k = hi - lo
