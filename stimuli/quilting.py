@@ -212,34 +212,20 @@ def fft_size(win_samples: int) -> int:
 _CHUNK_ELEMENTS = 1 << 22
 
 
-def _window_gatherer(x: torch.Tensor, length: int):
-    """A function ``(clip, starts) -> x[clip, starts : starts + length]`` for integer numpy index
-    arrays (shape ``starts.shape + (length,)``; ``clip=None`` takes every clip, giving
-    ``(n,) + starts.shape + (length,)``), as a tensor on ``x``'s device.
+def _window_putter(x: torch.Tensor, length: int, numpy_view: bool | None = None):
+    """A function ``(out, clip, starts)`` that writes the windows ``x[clip, starts : starts + length]``
+    (integer numpy index arrays) into the tensor ``out`` (shape ``starts.shape + (length,)``).
 
-    On the CPU it indexes numpy's sliding-window view, several times faster than torch's advanced
-    indexing of ``unfold`` (which it matches exactly; other devices use the latter)."""
-    if x.device.type != "cpu":
+    On the CPU (``numpy_view`` defaults to ``x`` being there) it is one numpy assignment from a
+    sliding-window view into ``out``'s memory, several times faster than torch's advanced indexing of
+    ``unfold``, which other devices use, with the same result; it runs once per sequential step."""
+    if numpy_view is None:
+        numpy_view = x.device.type == "cpu"
+    if not numpy_view:
         view = x.unfold(1, length, 1)
 
-        def gather_on_device(clip, starts):
-            starts = torch.as_tensor(starts, device=x.device)
-            return view[:, starts] if clip is None else view[torch.as_tensor(clip, device=x.device), starts]
-        return gather_on_device
-    view = np.lib.stride_tricks.sliding_window_view(x.detach().numpy(), length, axis=1)
-    return lambda clip, starts: torch.from_numpy(view[:, starts] if clip is None else view[clip, starts])
-
-
-def _window_putter(x: torch.Tensor, length: int):
-    """A function ``(out, clip, starts)`` that writes ``x[clip, starts : starts + length]`` into the
-    tensor ``out`` (shape ``starts.shape + (length,)``), like ``out[...] = gather(clip, starts)`` of
-    :func:`_window_gatherer`; on the CPU as one numpy assignment into ``out``'s memory, which saves the
-    torch wrapping and copy of the gathered windows (it runs once per sequential step)."""
-    if x.device.type != "cpu":
-        gather = _window_gatherer(x, length)
-
         def put_on_device(out, clip, starts):
-            out.copy_(gather(clip, starts))
+            out.copy_(view[torch.as_tensor(clip, device=x.device), torch.as_tensor(starts, device=x.device)])
         return put_on_device
     view = np.lib.stride_tricks.sliding_window_view(x.detach().numpy(), length, axis=1)
 

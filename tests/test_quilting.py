@@ -230,3 +230,14 @@ def test_fast_path_matches_the_oracle_for_all_six_sizes():
             np.testing.assert_array_equal(multi[ms].order[i], ref.order)
             np.testing.assert_array_equal(multi[ms].shifts_samples[i], ref.shifts_samples)
             np.testing.assert_allclose(multi[ms].audio[i], ref.audio, atol=1e-6)
+
+
+def test_window_putter_device_path_matches_the_numpy_path():
+    from stimuli.quilting import _window_putter
+    x = torch.arange(3 * 40, dtype=torch.float32).reshape(3, 40)
+    clip, starts = np.array([2, 0, 1, 2]), np.array([0, 29, 7, 20])
+    a, b = torch.zeros(4, 16), torch.zeros(4, 16)
+    _window_putter(x, 11)(a[:, :11], clip, starts)
+    _window_putter(x, 11, numpy_view=False)(b[:, :11], clip, starts)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert torch.equal(a[1, :11], x[0, 29:40]) and not a[:, 11:].any()
