@@ -51,12 +51,12 @@ def bench_quilting() -> list[dict]:
     user, system = r["user_ms_per_clip"], r["sys_ms_per_clip"]
     rows = [row("quilting, 10-s clip at 22,050 Hz, all six sizes (batched)", round(fast, 2), "ms/clip",
                 "≥ 10× faster than the per-boundary NumPy reference",
-                note=f"CPU time (user {user['fast']:.2f} + system {system['fast']:.2f} ms), one torch thread, "
-                     f"median of {len(r['fast_ms_per_repeat'])}; the reference is single-threaded NumPy"),
+                note=f"CPU time, median of {len(r['fast_ms_per_repeat'])} (median user / system time "
+                     f"{user['fast']:.2f} / {system['fast']:.2f} ms), one torch thread; the reference is single-threaded NumPy"),
             row("quilting, lean per-boundary NumPy reference (np.convolve)", round(ref, 1), "ms/clip",
                 "issue: about 105 ms on this hardware",
-                note=f"the same {r['n_reference_clips']} clips; user {user['reference']:.1f} + system "
-                     f"{system['reference']:.1f} ms (its temporaries' fresh pages)"),
+                note=f"the same {r['n_reference_clips']} clips; median user / system time {user['reference']:.1f} / "
+                     f"{system['reference']:.1f} ms (system: its temporaries' fresh pages)"),
             row("quilting speed-up over the lean reference", round(speedup, 1), "×", "≥ 10", speedup >= 10),
             row("quilting speed-up, user time only", round(r["speedup_user"], 1), "×", "(for information)",
                 note="without the kernel's page-zeroing time on either side")]
