@@ -698,7 +698,7 @@ def confound_audit(clips: ClipSet, seed: int = 0, device="cpu", random_network: 
             else linear_band_ap(f, y, train, seed=seed)
 
     held = linear_band_ap(feats, y, train, seed=seed)
-    lin, lin_mean = ap(feats), ap(feats[:, :64])
+    lin, lin_mean = (ap(feats) if n_splits >= 2 else held), ap(feats[:, :64])
     small = matched_protocol_ap(feats, y, seed=seed) if y.sum() >= 35 and (~y).sum() >= 130 else None
     levels_all = median_level_db(clips.audio, clips.sr, device=device)
     levels = levels_all[keep]

@@ -334,7 +334,7 @@ def natsound_cells(sm: ScoredModel, root, control: bool = False) -> dict:
     crit = Criterion("music_category_margin", ">", 0.0,
                      source="Kim et al.: both music categories exceed each of the nine non-music categories")
     cells["ms_units.natsound165_categories"] = cell_from(
-        "ms_units.natsound165_categories", crit, m_est, layer=ms["layer"], values=values,
+        "ms_units.natsound165_categories", crit, m_est, layer=ms["layer"], values=dict(values),
         statistic="lower of the Music and Song category ratios minus the highest non-music category ratio")
     return cells
 
