@@ -9,8 +9,8 @@ import pytest
 
 from harness.errors import UserError
 from stimuli import corpus as C
-from stimuli.corpus import (CLASSES, ONTOLOGY, SPEECH_CLASSES, CorpusConfig, confound_audit, make_corpus,
-                            median_level_db, parents, speech_source, write_examples)
+from stimuli.corpus import (CLASSES, ONTOLOGY, SPEECH_CLASSES, CorpusConfig, confound_audit, kim_protocol_ap,
+                            make_corpus, median_level_db, parents, speech_source, write_examples)
 from stimuli.dataset import ClipSet, training_variant
 
 SR = 22050
@@ -232,10 +232,31 @@ def test_audit_detects_a_trivial_shortcut_and_not_an_absent_one():
     noise = rng.standard_normal((80, len(t)))
     easy = confound_audit(_toy_clipset(tones, noise), seed=0)
     assert easy["linear_ap"] > 0.95 and easy["level_db_music"] < easy["level_db_nonmusic"]
+    assert easy["kim_protocol_ap"] > 0.95, easy["kim_protocol_ap"]
     same = confound_audit(_toy_clipset(rng.standard_normal((40, len(t))), noise), seed=0)
     assert same["linear_ap"] < 0.7, same["linear_ap"]
+    assert same["kim_protocol_ap"] < 0.7 and same["kim_protocol_chance"] == pytest.approx(20 / 60, abs=1e-3)
     assert same["linear_ap_chance"] == pytest.approx(20 / 60, abs=1e-3)
     assert abs(same["level_db_difference"]) < 1.0
+
+
+def test_kim_protocol_on_analytical_cases():
+    """A music-only spectral line gives AP 1; spectrograms independent of the labels give about chance;
+    the PCA keeps at most n_train - 1 components; one-class splits are refused with a UserError."""
+    rng = np.random.default_rng(3)
+    y = np.r_[np.ones(30, bool), np.zeros(60, bool)]
+    train = rng.permutation(np.r_[np.ones(45, bool), np.zeros(45, bool)])
+    train[[0, 89]] = True, False                              # both kinds on both sides
+    train[[1, 88]] = False, True
+    lm = rng.normal(size=(90, 8, 20)).astype(np.float32)
+    line = lm.copy()
+    line[y, 3, :] += 4.0
+    assert kim_protocol_ap(line, y, train)["ap"] == pytest.approx(1.0)
+    null = [kim_protocol_ap(rng.normal(size=(90, 8, 20)), y, train)["ap"] for _ in range(20)]
+    assert abs(np.mean(null) - y[~train].mean()) < 0.12, np.mean(null)
+    assert kim_protocol_ap(lm, y, train)["n_components"] == train.sum() - 1
+    with pytest.raises(UserError, match="both the train and held-out"):
+        kim_protocol_ap(lm, y, y)
 
 
 def test_out_of_fold_ap_on_analytical_cases():
