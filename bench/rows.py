@@ -126,12 +126,12 @@ def natsound165_band_ap(root=None) -> dict | None:
     2 s), scored out of fold; ``None`` when the sounds are not on disk (found like the claims find
     them: ``MEC_NATSOUND165_ROOT``, else ``MEC_SHARED_DATA`` or ``../shared/data``)."""
     from claims.kim2024.test_natsound165_ratio import MUSIC_CATEGORIES
-    from harness.options import DATA_ROOTS, DataRoots
+    from harness.options import DataRoots
     from stimuli.corpus import band_statistics, linear_band_ap_cv
     from stimuli.loaders import load_natsound165
 
     if root is None:
-        root = DataRoots({k: os.environ.get(r.env) or r.default for k, r in DATA_ROOTS.items()}).get("natsound165")
+        root = DataRoots.from_env().get("natsound165")
     if root is None or not (Path(root) / "category_labels.csv").exists():
         return None
     clips = load_natsound165(root, clip_s=2.0)

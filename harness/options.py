@@ -65,6 +65,11 @@ class DataRoots:
             vals[key] = opt or os.environ.get(root.env) or root.default
         return cls(vals)
 
+    @classmethod
+    def from_env(cls) -> "DataRoots":
+        """Roots from the environment variables and defaults alone (for scripts outside pytest)."""
+        return cls({key: os.environ.get(root.env) or root.default for key, root in DATA_ROOTS.items()})
+
     def candidate(self, key: str) -> Path | None:
         v = self._values.get(key)
         if v is None and key in SHARED_FALLBACK and self._values.get("shared"):

@@ -872,12 +872,102 @@ def plot_examples(clips: ClipSet, paths: list, out_png, cols: int = 6) -> Path:
     return out
 
 
+def _band_means_at_audit_rms(audio: np.ndarray, sr: int) -> np.ndarray:
+    """Log-mel band means over time (dB) of clips RMS-normalised to ``AUDIT_RMS``: ``[n, 64]``."""
+    a = np.asarray(audio, dtype=np.float64)
+    r = np.sqrt(np.mean(a ** 2, axis=-1, keepdims=True))
+    a = np.where(r > 0, a * (AUDIT_RMS / np.maximum(r, 1e-20)), 0.0).astype(np.float32)
+    return logmel_db(a, sr).mean(axis=2)
+
+
+def plot_audit(clips: ClipSet, audit: dict, out_png, real: tuple | None = None) -> Path:
+    """The confound audit as a picture: long-term spectra and linear APs against real data.
+
+    Parameters
+    ----------
+    clips : ClipSet
+        The audited clips; mixed clips (``is_music == -1``) are left out.
+    audit : dict
+        :func:`confound_audit` of ``clips``.
+    out_png : path
+    real : (audio, sr, is_music), optional
+        Real sounds (e.g. the 165 natural sounds) whose long-term spectra are drawn as dashed
+        medians for comparison.
+
+    Left: the median over clips of each log-mel band's mean level (dB, clips RMS-normalised to
+    ``AUDIT_RMS``), with the quartiles shaded, for music and for non-music: what the band
+    classifier reads. Right: the audit's APs next to the real-data figures of the same protocol,
+    with chance marked on each. Returns the PNG path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keep = clips.is_music >= 0
+    y = clips.is_music[keep] == 1
+    means = _band_means_at_audit_rms(clips.audio[keep], clips.sr)               # [clips, 64]
+    ref = audit["reference"]
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.3, 1]})
+    for sel, name, colour in ((y, "music", "tab:red"), (~y, "non-music", "tab:blue")):
+        q25, q50, q75 = np.percentile(means[sel], [25, 50, 75], axis=0)
+        ax0.plot(q50, color=colour, label=f"corpus {name} (n = {int(sel.sum())})")
+        ax0.fill_between(np.arange(means.shape[1]), q25, q75, color=colour, alpha=0.2)
+    if real is not None:
+        real_audio, real_sr, real_y = real
+        real_y = np.asarray(real_y, dtype=bool)
+        real_means = _band_means_at_audit_rms(real_audio, real_sr)
+        for sel, name, colour in ((real_y, "music", "tab:red"), (~real_y, "non-music", "tab:blue")):
+            ax0.plot(np.median(real_means[sel], axis=0), color=colour, linestyle="--",
+                     label=f"real {name} (n = {int(sel.sum())})")
+    ax0.set(xlabel="log-mel band (0-8 kHz)", ylabel=f"band mean over time (dB, clips at RMS {AUDIT_RMS})",
+            title="long-term spectra: median (and quartiles) over clips")
+    ax0.legend(fontsize=8)
+    bars = [("band stats,\nall clips", audit["linear_ap"], audit["linear_ap_chance"], None, None),
+            ("band stats,\n165-sound size", audit.get("linear_ap_165_protocol"), ref["natsound165_chance"],
+             ref["natsound165_band_ap_5fold"], "165 sounds"),
+            ("Kim protocol\n(PCA-256)", audit.get("kim_protocol_ap"), audit.get("kim_protocol_chance"),
+             ref["kim2024_pca_logmel_ap"], "Kim, AudioSet")]
+    for k, (label, value, chance, real, real_name) in enumerate(bars):
+        if value is not None:
+            ax1.bar(k - 0.2, value, 0.4, color="0.45", label="this corpus" if k == 0 else None)
+        if real is not None:
+            ax1.bar(k + 0.2, real, 0.4, color="tab:green", label="real data" if k == 1 else None)
+            ax1.annotate(real_name, (k + 0.2, real), ha="center", va="bottom", fontsize=7)
+        if chance is not None:
+            ax1.hlines(chance, k - 0.42, k + 0.42, colors="k", linestyles=":", label="chance" if k == 0 else None)
+    ax1.set_xticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
+    ax1.set(ylim=(0, 1), ylabel="music AP (linear readout)", title="shortcut audit vs real data")
+    ax1.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    out = Path(out_png)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def _natsound165_for_plot() -> tuple | None:
+    """``(audio, sr, is_music)`` of the 165 natural sounds when they are on disk (found like the
+    claims find them: ``MEC_NATSOUND165_ROOT``, else ``MEC_SHARED_DATA`` or ``../shared/data``)."""
+    from claims.kim2024.test_natsound165_ratio import MUSIC_CATEGORIES
+    from harness.options import DataRoots
+    from stimuli.loaders import load_natsound165
+
+    root = DataRoots.from_env().get("natsound165")
+    if root is None or not (Path(root) / "category_labels.csv").exists():
+        return None
+    nat = load_natsound165(root, clip_s=2.0)
+    return nat.audio, nat.sr, np.isin(nat.categories, MUSIC_CATEGORIES)
+
+
 def main(argv=None) -> int:
     """``python -m stimuli.corpus --out DIR``: the listening check (``make listen``).
 
     Generates a small corpus with the default settings, writes example WAVs of every label column,
-    a log-mel contact sheet (``examples.png``) and ``index.md`` (file, clip id, labels, kind).
-    Returns 0, or 2 after a one-line error.
+    a log-mel contact sheet (``examples.png``), ``index.md`` (file, clip id, labels, kind) and the
+    corpus's confound audit as ``audit.png`` (:func:`plot_audit`, with the 165 natural sounds'
+    spectra when they are on disk; the audit of a few hundred clips is noisier than the
+    benchmark's). Returns 0, or 2 after a one-line error.
     """
     import argparse
 
@@ -897,10 +987,16 @@ def main(argv=None) -> int:
             labs = ", ".join(c for c, on in zip(clips.class_names, clips.labels[i]) if on)
             lines.append(f"| {Path(p).name} | {clips.clip_ids[i]} | {labs} | {clips.categories[i]} |")
         (out / "index.md").write_text("\n".join(lines) + "\n")
+        try:
+            audit_png = plot_audit(clips, confound_audit(clips, seed=args.seed), out / "audit.png",
+                                   real=_natsound165_for_plot())
+        except UserError as exc:                      # too few clips of a kind for the audit
+            audit_png, audit_note = None, f"no audit.png: {exc}"
     except UserError as exc:
         print(f"error: {exc}")
         return 2
-    print(f"wrote {len(paths)} examples, {png} and {out / 'index.md'}")
+    print(f"wrote {len(paths)} examples, {png}, {out / 'index.md'} and "
+          + (f"{audit_png}" if audit_png else f"({audit_note})"))
     return 0
 
 

@@ -311,9 +311,20 @@ def test_listening_check_cli_writes_examples_sheet_and_index(music_source, tmp_p
     wavs = sorted((tmp_path / "ex").glob("*.wav"))
     index = (tmp_path / "ex" / "index.md").read_text()
     assert wavs and (tmp_path / "ex" / "examples.png").stat().st_size > 0
-    assert all(w.name in index for w in wavs) and "wrote" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert all(w.name in index for w in wavs) and "wrote" in out
+    assert (tmp_path / "ex" / "audit.png").exists() or "no audit.png: " in out, out
     assert C.main(["--out", str(tmp_path / "bad"), "--clips", "0"]) == 2
     assert capsys.readouterr().out.startswith("error: CorpusConfig.n_clips=0")
+
+
+def test_audit_plot_with_and_without_real_sounds(small, tmp_path):
+    audit = confound_audit(small, seed=0)
+    rng = np.random.default_rng(0)
+    real = (rng.standard_normal((6, SR)).astype(np.float32), SR, np.r_[np.ones(2, bool), np.zeros(4, bool)])
+    for name, ref in (("plain.png", None), ("real.png", real)):
+        png = C.plot_audit(small, audit, tmp_path / name, real=ref)
+        assert png.stat().st_size > 10_000
 
 
 def test_write_examples_covers_every_class(small, tmp_path):
