@@ -40,8 +40,9 @@ unit: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m bench $(ARGS)
 
-# Listening check of the embedded corpus: example WAVs of every class, a log-mel contact sheet and an
-# index in reports/corpus_examples/ (python -m stimuli.corpus --help).
+# Listening check of the embedded corpus: example WAVs of every class, a log-mel contact sheet, an
+# index and the confound audit's picture (audit.png) in reports/corpus_examples/
+# (python -m stimuli.corpus --help).
 listen: $(VENV)/.installed
 	$(PY) -m stimuli.corpus --out reports/corpus_examples $(ARGS)
 
