@@ -353,28 +353,6 @@ class _RealFFT:
         return out
 
 
-def _window_putter(x: torch.Tensor, length: int, numpy_view: bool | None = None):
-    """A function ``(out, clip, starts)`` that writes the windows ``x[clip, starts : starts + length]``
-    (integer numpy index arrays) into the tensor ``out`` (shape ``starts.shape + (length,)``).
-
-    On the CPU (``numpy_view`` defaults to ``x`` being there) it is one numpy assignment from a
-    sliding-window view into ``out``'s memory, several times faster than torch's advanced indexing of
-    ``unfold``, which other devices use, with the same result; it runs once per sequential step."""
-    if numpy_view is None:
-        numpy_view = x.device.type == "cpu"
-    if not numpy_view:
-        view = x.unfold(1, length, 1)
-
-        def put_on_device(out, clip, starts):
-            out.copy_(view[torch.as_tensor(clip, device=x.device), torch.as_tensor(starts, device=x.device)])
-        return put_on_device
-    view = np.lib.stride_tricks.sliding_window_view(x.detach().numpy(), length, axis=1)
-
-    def put(out, clip, starts):
-        out.numpy()[...] = view[clip, starts]
-    return put
-
-
 def _row_argmax(device: torch.device):
     """``t -> t.argmax(dim=1)`` as a numpy array (the first maximum of each row); on the CPU through
     numpy, whose SIMD arg-max is several times faster than torch's for a few hundred columns."""
@@ -583,19 +561,24 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
         clip_np = clip.cpu().numpy()
         head_at = order_np[row_np, step_np] * seg_np + (pad - S - h)                  # head at shift -S
         tail_at = (order_np[row_np, step_np - 1] + 1) * seg_np + (pad - h)            # continuation at shift 0
-        # heads are read by row from a flat window view of the (contiguous) padded clips, straight
-        # into the FFT buffer: index_select with out= skips the intermediate copy of a gather
+        # heads and continuations are read by row from flat window views of the (contiguous) padded
+        # clips, straight into the FFT buffers: index_select with out= skips the intermediate copy
+        # of a gather. tail_flat[i] is boundary i's continuation start at shift 0 in the flat clips.
         head_rows = xp.reshape(-1).unfold(0, W, 1)
         head_idx = torch.as_tensor(clip_np[row_np] * xp.shape[1] + head_at, device=dev)
-        put_tails = _window_putter(xp, F)
+        tail_rows = xp.reshape(-1).unfold(0, F, 1)
+        tail_flat = clip_np[row_np] * xp.shape[1] + tail_at
         first_argmax = _row_argmax(dev)
         # heads are transformed a block of steps at a time (at least one step; about 1 MB per
         # buffer, so that the heads, their spectra and their norms stay in a core's L2 cache)
         block_rows = max(n_active[1], _CHUNK_ELEMENTS // (16 * n_fft))
         h_buf = torch.empty((block_rows, n_fft), dtype=xp.dtype, device=dev)
         h_buf[:, W:] = 0                                       # the heads overwrite the rest
-        z_buf = torch.empty((block_rows, W + 1), dtype=xp.dtype, device=dev)
-        z_buf[:, 0] = 0
+        # running sums of the squared heads: column 15 of z_buf holds the 0 they start from and the
+        # squares go to columns 16 .. 16 + W, so that their stores are SIMD-aligned (rows of a
+        # multiple of 16 elements); z_buf[:, 15 : 16 + W] is the work buffer of _window_sum
+        z_buf = torch.empty((block_rows, -(-(W + 16) // 16) * 16), dtype=xp.dtype, device=dev)
+        z_buf[:, 15] = 0
         # the transforms write into buffers reused across blocks and steps: heads' spectra (block
         # rows), the continuations' spectra and their correlations with the heads (B rows)
         fft = _RealFFT(n_fft, xp.dtype, dev)
@@ -604,6 +587,9 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
         u_buf = torch.zeros((B, n_fft), dtype=xp.dtype, device=dev)
         spec_buf = torch.empty((B, n_fft // 2 + 1), dtype=cdtype, device=dev)
         corr_buf = torch.empty((B, n_fft), dtype=xp.dtype, device=dev)
+        ncc_buf = torch.empty((B, 2 * S + 1), dtype=xp.dtype, device=dev)
+        # the first k rows of each buffer (k = rows still placing), made once per distinct k
+        step_views = {}
         found = np.zeros(offsets[-1], dtype=np.int64)
         prev = np.zeros(B, dtype=np.int64)
         block_end = 1                                          # first step whose heads are not transformed yet
@@ -615,7 +601,7 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
                 b1 = offsets[block_end - 1]
                 head = h_buf[: b1 - b0, : W]                                                # (rows, W)
                 torch.index_select(head_rows, 0, head_idx[b0:b1], out=head)
-                z = z_buf[: b1 - b0]
+                z = z_buf[: b1 - b0, 15: 16 + W]
                 torch.mul(head, head, out=z[:, 1:])
                 energy = _window_sum(z, F)                                                # (rows, 2S+1)
                 # 1/||head|| per candidate shift, in preference order (the continuation's norm does
@@ -628,11 +614,15 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
                 heads_fc = fft.rfft(h_buf[: b1 - b0], out=hf_buf[: b1 - b0]).conj_physical_()
             lo, hi = offsets[q - 1], offsets[q]
             k = hi - lo
-            put_tails(u_buf[:k, :F], clip_np[:k], tail_at[lo:hi] + prev[:k])
+            if k not in step_views:
+                step_views[k] = (u_buf[:k], u_buf[:k, :F], spec_buf[:k], corr_buf[:k], ncc_buf[:k])
+            u, u_tail, spec, corr, ncc = step_views[k]
+            torch.index_select(tail_rows, 0, torch.as_tensor(tail_flat[lo:hi] + prev[:k], device=dev), out=u_tail)
             # irfft(U conj(H))[m] = sum_r h[r] u[r + m] (circular): the correlation at lag m sits at -m
-            spec = fft.rfft(u_buf[:k], out=spec_buf[:k])
-            corr = fft.irfft(spec.mul_(heads_fc[lo - b0: hi - b0]), out=corr_buf[:k])
-            prev = pref_np[first_argmax(corr.index_select(1, neg_lag_pref) * inv_norm[lo - b0: hi - b0])]
+            fft.rfft(u, out=spec)
+            fft.irfft(spec.mul_(heads_fc[lo - b0: hi - b0]), out=corr)
+            torch.index_select(corr, 1, neg_lag_pref, out=ncc)                           # preference order
+            prev = pref_np[first_argmax(ncc.mul_(inv_norm[lo - b0: hi - b0]))]
             found[lo:hi] = prev
         shifts[torch.as_tensor(row_np, device=dev), torch.as_tensor(step_np, device=dev)] = torch.as_tensor(found, device=dev)
     out = [(order[g * n:(g + 1) * n, : p.n_seg], shifts[g * n:(g + 1) * n, : p.n_seg]) for g, p in enumerate(params)]
