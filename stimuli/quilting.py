@@ -511,35 +511,43 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
     n_active = [n * sum(p.n_seg > q for p in params) for q in range(M)]   # rows still placing at step q
 
     # ---- greedy ordering (independent of the shifts): a walk of small arg-mins, run on the host ----
-    # rows of group g read only the first n_seg rows of their matrix; the columns beyond n_seg are
-    # zeroed and barred, the rows beyond are never looked at (left uninitialised). ``barred`` is 0 for
-    # an unused segment and +inf for a used one: adding it to a row of costs bars the used ones
-    # (cost + inf = inf, cost + 0 = cost exactly), one plain SIMD add where a masked copy was slower
-    cost_all = np.empty((B, M, M), dtype=torch.empty(0, dtype=xp.dtype).numpy().dtype)
-    barred = np.full((B, M), np.inf, dtype=cost_all.dtype)
+    # The cost rows of all matrices are stacked in ``cost_rows`` (sum of n * n_seg rows, M columns):
+    # row b's matrix (group g, clip c) starts at row ``row_start[b]`` (its group's first row plus
+    # c * n_seg), so its costs after segment i are cost_rows[row_start[b] + i]. Columns beyond a
+    # group's n_seg are zero and barred. ``barred`` (B, M) is 0 for an unused segment and +inf for a
+    # used one: adding it to a row of costs bars the used ones (cost + inf = inf, cost + 0 = cost
+    # exactly), one plain SIMD add where a masked copy was slower
+    dtype = torch.empty(0, dtype=xp.dtype).numpy().dtype
+    group_rows = np.array([n * p.n_seg for p in params])
+    cost_rows = np.empty((int(group_rows.sum()), M), dtype=dtype)
+    barred = np.full((B, M), np.inf, dtype=dtype)
+    rows_np = np.arange(B)
+    row_start = (np.repeat(np.cumsum(group_rows) - group_rows, n)
+                 + (rows_np % n) * np.repeat([p.n_seg for p in params], n))
     for g, (p, c) in enumerate(zip(params, costs)):
-        block = cost_all[g * n:(g + 1) * n, : p.n_seg, : p.n_seg]
+        rows_g = cost_rows[row_start[g * n]: row_start[g * n] + n * p.n_seg].reshape(n, p.n_seg, M)
+        block = rows_g[:, :, : p.n_seg]
         block[...] = c.cpu().numpy()
-        cost_all[g * n:(g + 1) * n, : p.n_seg, p.n_seg:] = 0.0     # finite, so that barring gives inf, not NaN
+        rows_g[:, :, p.n_seg:] = 0.0                           # finite, so that barring gives inf, not NaN
         forbid = np.arange(p.n_seg - 1)
         block[:, forbid, forbid + 1] = np.inf               # the original successor, re-allowed when last
         barred[g * n:(g + 1) * n, : p.n_seg] = 0.0
-    rows_np = np.arange(B)
     last_at = np.repeat([p.n_seg - 1 for p in params], n)   # the step at which each row places its last segment
     order_np = np.zeros((B, M), dtype=np.int64)
     cur = torch.cat(list(starts)).cpu().numpy()
     order_np[:, 0] = cur
-    barred[rows_np, cur] = np.inf
+    barred_flat, bar_base = barred.reshape(-1), rows_np * M  # row b's bar on segment j: barred_flat[b * M + j]
+    barred_flat[bar_base + cur] = np.inf
     ends = {p.n_seg - 1 for p in params}                       # steps at which some group places its last segment
     for q in range(1, M):
         k = n_active[q]
-        step_cost = cost_all[rows_np[:k], cur[:k]]                                     # (k, M) copy
+        step_cost = cost_rows.take(row_start[:k] + cur[:k], axis=0)                    # (k, M) copy
         step_cost += barred[:k]
         cur = step_cost.argmin(axis=1)                         # first minimum: ties go to the lowest index
         if q in ends:                                          # a group's last placement: the one unused segment
             cur = np.where(last_at[:k] == q, barred[:k].argmin(axis=1), cur)
         order_np[:k, q] = cur
-        barred[rows_np[:k], cur] = np.inf
+        barred_flat[bar_base[:k] + cur] = np.inf
     order = torch.as_tensor(order_np, device=dev)
 
     # ---- boundary shifts ----
