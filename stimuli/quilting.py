@@ -333,6 +333,30 @@ class _RealFFT:
         if compute(plan, x.data_ptr(), out.data_ptr()):
             raise RuntimeError("MKL DFTI compute failed")              # pragma: no cover
 
+    def bind(self, x: torch.Tensor, out: torch.Tensor, forward: bool = True):
+        """A function of no arguments that writes ``rfft(x)`` (``forward``) or ``irfft(x, n)`` into
+        ``out``, with the checks and the descriptor look-up done once: for a transform repeated on
+        the same buffers (the join's steps). The function keeps ``x`` and ``out`` alive."""
+        plan = self._plan(x.shape[0], forward) if self.direct else None
+        if plan is None:
+            n = self.n
+            if forward:
+                return lambda: torch.fft.rfft(x, out=out)
+            return lambda: torch.fft.irfft(x, n=n, out=out)
+        rows = x.shape[0]
+        assert x.is_contiguous() and out.is_contiguous()
+        assert (tuple(x.shape), tuple(out.shape)) == (((rows, self.n), (rows, self.n // 2 + 1)) if forward else
+                                                      ((rows, self.n // 2 + 1), (rows, self.n)))
+        lib = _DFTI["lib"]
+        compute = lib.DftiComputeForward if forward else lib.DftiComputeBackward
+        args = (plan, x.data_ptr(), out.data_ptr())
+
+        def run():
+            if compute(*args):
+                raise RuntimeError("MKL DFTI compute failed")          # pragma: no cover
+            return out, x                                            # (and keeps the buffers alive)
+        return run
+
     def rfft(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out[...] = torch.fft.rfft(x)``; ``x`` (rows, n) and ``out`` (rows, n // 2 + 1) contiguous."""
         plan = self._plan(x.shape[0], True) if self.direct else None
@@ -623,12 +647,14 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
             lo, hi = offsets[q - 1], offsets[q]
             k = hi - lo
             if k not in step_views:
-                step_views[k] = (u_buf[:k], u_buf[:k, :F], spec_buf[:k], corr_buf[:k], ncc_buf[:k])
-            u, u_tail, spec, corr, ncc = step_views[k]
+                u, spec, corr = u_buf[:k], spec_buf[:k], corr_buf[:k]
+                step_views[k] = (u[:, :F], spec, corr, ncc_buf[:k], fft.bind(u, spec), fft.bind(spec, corr, False))
+            u_tail, spec, corr, ncc, forward, backward = step_views[k]
             torch.index_select(tail_rows, 0, torch.as_tensor(tail_flat[lo:hi] + prev[:k], device=dev), out=u_tail)
             # irfft(U conj(H))[m] = sum_r h[r] u[r + m] (circular): the correlation at lag m sits at -m
-            fft.rfft(u, out=spec)
-            fft.irfft(spec.mul_(heads_fc[lo - b0: hi - b0]), out=corr)
+            forward()                                                                     # spec = rfft(u)
+            spec.mul_(heads_fc[lo - b0: hi - b0])
+            backward()                                                                    # corr = irfft(spec)
             torch.index_select(corr, 1, neg_lag_pref, out=ncc)                           # preference order
             prev = pref_np[first_argmax(ncc.mul_(inv_norm[lo - b0: hi - b0]))]
             found[lo:hi] = prev
