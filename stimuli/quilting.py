@@ -705,9 +705,22 @@ def _as_batch(x, device, dtype) -> torch.Tensor:
     return t.to(device=device, dtype=dtype)
 
 
-def start_segments(n_clips: int, n_seg: int, seed: int) -> np.ndarray:
-    """Random first segment per clip: clip ``i`` uses ``np.random.default_rng([seed, i])``."""
-    return np.array([np.random.default_rng([int(seed), i]).integers(n_seg) for i in range(n_clips)], dtype=np.int64)
+def start_segments(n_clips: int, n_seg, seed: int):
+    """Random first segment per clip: clip ``i`` uses ``np.random.default_rng([seed, i]).integers(n_seg)``.
+
+    ``n_seg`` may be a sequence of segment counts (one per size): then a list of arrays, each drawn
+    from a fresh ``default_rng([seed, i])``. The generator of each clip is seeded once and restored
+    to its initial state for each further size (the same draws; seeding costs five restores)."""
+    counts = [int(n_seg)] if np.ndim(n_seg) == 0 else [int(c) for c in n_seg]
+    out = np.empty((len(counts), n_clips), dtype=np.int64)
+    for i in range(n_clips):
+        rng = np.random.default_rng([int(seed), i])
+        initial = rng.bit_generator.state
+        for j, c in enumerate(counts):
+            if j:
+                rng.bit_generator.state = initial
+            out[j, i] = rng.integers(c)
+    return out[0] if np.ndim(n_seg) == 0 else list(out)
 
 
 def quilt_batch(x, sr: int, seg_ms: float, ordering: str = "kim2024", seed: int = 0,
@@ -757,10 +770,11 @@ def quilt_multi(x, sr: int, seg_ms=KIM_SEG_MS, ordering: str = "kim2024", seed: 
     plist = [quilt_params(xt.shape[1], sr, ms, ordering, **params) for ms in seg_ms]
     out = {}
     multi = [p for p in plist if p.n_seg > 1]
-    for ms, p in zip(seg_ms, plist):
+    first = start_segments(n, [p.n_seg for p in plist], seed)
+    for ms, p, f in zip(seg_ms, plist, first):
         if p.n_seg == 1:
             out[float(ms)] = Quilt(xt[:, : p.seg_samples].to(torch.float32).cpu().numpy(),
-                                   start_segments(n, 1, seed)[:, None], np.zeros((n, 1), np.int64),
+                                   f[:, None], np.zeros((n, 1), np.int64),
                                    p.seg_samples, p.max_shift_samples, p.fade_samples)
     if multi:
         # reads reach from -(S + F//2) (the first head at shift -S) to n_seg * seg + S + F - F//2
@@ -768,7 +782,7 @@ def quilt_multi(x, sr: int, seg_ms=KIM_SEG_MS, ordering: str = "kim2024", seed: 
         pad = multi[0].max_shift_samples + multi[0].fade_samples
         xp = _mirror_pad(xt, pad)
         costs = [_order_cost(left, right, ordering) for left, right in _border_features(xt, multi, sr)]
-        starts = [torch.as_tensor(start_segments(n, p.n_seg, seed), device=device) for p in multi]
+        starts = [torch.as_tensor(f, device=device) for p, f in zip(plist, first) if p.n_seg > 1]
         joined = _order_and_join(xp, costs, starts, multi, pad)
         for ms, p, (order, shifts) in zip([ms for ms, p in zip(seg_ms, plist) if p.n_seg > 1], multi, joined):
             audio = _assemble(xp, order, shifts, p, pad)
