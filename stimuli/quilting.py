@@ -447,16 +447,25 @@ def _border_features(x: torch.Tensor, plist: list, sr: int) -> list:
         chunk = max(1, (_CHUNK_ELEMENTS // 4) // (n_rows * n_fft))
         buf = torch.empty((min(n, chunk), n_rows, n_fft), dtype=x.dtype, device=x.device)
         buf[..., win:] = 0
+        # the frames' spectra go to one buffer reused across chunks (a fresh one per chunk costs
+        # page faults and cache misses)
+        fft = _RealFFT(n_fft, x.dtype, x.device)
+        spec_buf = torch.empty((min(n, chunk) * n_rows, n_fft // 2 + 1),
+                               dtype=torch.complex128 if x.dtype == torch.float64 else torch.complex64, device=x.device)
+        power_buf = torch.empty((min(n, chunk), n_rows, hi - lo), dtype=x.dtype, device=x.device)
         logmel = torch.empty((n, n_rows, n_mels), dtype=x.dtype, device=x.device)
         for c0 in range(0, n, chunk):
             b = buf[: min(n, c0 + chunk) - c0]
             for start, step, count, r0 in progressions:
                 frames = x[c0: c0 + chunk, start: start + (count - 1) * step + win].unfold(1, win, step)
                 torch.mul(frames, window, out=b[:, r0: r0 + count, :win])
-            spec = torch.view_as_real(torch.fft.rfft(b))[..., lo:hi, :]
+            rows_b = b.shape[0] * n_rows
+            spec = fft.rfft(b.reshape(rows_b, n_fft), out=spec_buf[:rows_b]).view(b.shape[0], n_rows, -1)
+            spec = torch.view_as_real(spec)[..., lo:hi, :]
             spec.mul_(spec)
+            power = torch.add(spec[..., 0], spec[..., 1], out=power_buf[: b.shape[0]])
             lm = logmel[c0: c0 + chunk]
-            torch.matmul(spec[..., 0] + spec[..., 1], fb, out=lm)
+            torch.matmul(power, fb, out=lm)
             lm.add_(1e-10).log10_().mul_(10.0)
         for g in members:
             lm = logmel[:, torch.as_tensor(rows[g], device=x.device)].reshape(n, 2, plist[g].n_seg, -1)
@@ -477,7 +486,7 @@ def _order_cost(left: torch.Tensor, right: torch.Tensor, ordering: str) -> torch
         # ||L_j - R_i - target_i|| = ||L_j - (R_i + target_i)||
         return torch.cdist(right + target, left, compute_mode=mode)
     change = torch.cdist(right, left, compute_mode=mode)                            # ||L_j - R_i||
-    return (change - target.norm(dim=-1, keepdim=True)).abs()
+    return change.sub_(target.norm(dim=-1, keepdim=True)).abs_()
 
 
 def _mirror_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
