@@ -35,7 +35,8 @@ Conventions used here (both orderings)
   previous one, so boundaries are then joined in sequence, but only the continuation's FFT and an
   arg-max are left per step: the heads of all boundaries (all clips, all sizes) are transformed up
   front in cache-sized blocks, and each step searches all ``2 S + 1`` shifts of every clip and
-  size at once.
+  size at once. The step's two small FFTs run on MKL descriptors committed once (:class:`_RealFFT`;
+  the same numbers as ``torch.fft``, which commits a new descriptor on every call).
   Constraints: ``fade <= seg`` and ``max_shift <= seg / 2`` (``UserError`` otherwise).
 
 Every output sample outside the fades is therefore a sample of its slot's segment displaced by at
@@ -44,6 +45,9 @@ source itself.
 """
 from __future__ import annotations
 
+import ctypes
+import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -221,10 +225,11 @@ _CHUNK_ELEMENTS = 1 << 22
 # per quilt_multi), so _RealFFT keeps committed descriptors, configured exactly as torch configures
 # them (so the results are the same bits; each new descriptor is checked against torch.fft once and
 # torch.fft is used if anything differs or the library is not there).
-_DFTI = {"lib": None, "plans": {}, "ok": True}
+_DFTI = {"lib": None, "ok": True}
+_DFTI_PLANS = threading.local()          # per thread: {(n, rows, forward, double, threads): _DftiDescriptor}
 _DFTI_MAX_PLANS = 64
 # mkl_dfti.h: configuration parameters and values
-_DFTI_FORWARD_SCALE, _DFTI_BACKWARD_SCALE, _DFTI_NUMBER_OF_TRANSFORMS = 4, 5, 7
+_DFTI_BACKWARD_SCALE, _DFTI_NUMBER_OF_TRANSFORMS = 5, 7
 _DFTI_CONJUGATE_EVEN_STORAGE, _DFTI_PLACEMENT = 10, 11
 _DFTI_INPUT_STRIDES, _DFTI_OUTPUT_STRIDES, _DFTI_INPUT_DISTANCE, _DFTI_OUTPUT_DISTANCE = 12, 13, 14, 15
 _DFTI_REAL, _DFTI_COMPLEX_COMPLEX, _DFTI_NOT_INPLACE = 33, 39, 44
@@ -235,8 +240,6 @@ def _dfti_library():
     if _DFTI["lib"] is None:
         _DFTI["lib"] = False
         try:
-            import ctypes
-            import os
             if torch.backends.mkl.is_available():
                 lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
                 for name in ("DftiCreateDescriptor_s_1d", "DftiCreateDescriptor_d_1d", "DftiSetValue",
@@ -250,12 +253,27 @@ def _dfti_library():
     return _DFTI["lib"] or None
 
 
+class _DftiDescriptor:
+    """A committed DFTI descriptor (``handle``), freed when the last reference to it goes."""
+
+    def __init__(self, lib, handle: ctypes.c_void_p):
+        self.lib, self.handle = lib, handle
+
+    def __del__(self):
+        try:
+            self.lib.DftiFreeDescriptor(ctypes.byref(self.handle))
+        except Exception:                                              # pragma: no cover (interpreter exit)
+            pass
+
+
 def _dfti_plan(n: int, rows: int, forward: bool, double: bool):
     """A committed descriptor for ``rows`` contiguous real rows of length ``n`` (forward: to ``n // 2 + 1``
-    contiguous complex bins per row; backward: from them, scaled by ``1 / n``), or None."""
-    import ctypes
-    key = (n, rows, forward, double)
-    plans = _DFTI["plans"]
+    contiguous complex bins per row; backward: from them, scaled by ``1 / n``), or None.
+
+    The settings are those of torch's ``_plan_mkl_fft`` for a batched 1-D transform along the last
+    axis of contiguous tensors. Descriptors are cached per thread and torch thread count."""
+    key = (n, rows, forward, double, torch.get_num_threads())
+    plans = _DFTI_PLANS.__dict__.setdefault("plans", {})
     if key in plans:
         return plans[key]
     lib = _dfti_library()
@@ -272,18 +290,16 @@ def _dfti_plan(n: int, rows: int, forward: bool, double: bool):
     if not forward:
         settings.append((_DFTI_BACKWARD_SCALE, ctypes.c_double(1.0 / n)))   # irfft's default "backward" norm
     status = create(ctypes.byref(handle), L(_DFTI_REAL), L(n))
+    plan = _DftiDescriptor(lib, handle) if handle.value else None
     for param, value in settings:
         status = status or lib.DftiSetValue(handle, L(param), value)
     status = status or lib.DftiCommitDescriptor(handle)
     if status:
-        if handle.value:
-            lib.DftiFreeDescriptor(ctypes.byref(handle))
         return None
-    if len(plans) >= _DFTI_MAX_PLANS:                                   # drop the oldest
-        old = plans.pop(next(iter(plans)))
-        lib.DftiFreeDescriptor(ctypes.byref(old))
-    plans[key] = handle
-    return handle
+    if len(plans) >= _DFTI_MAX_PLANS:              # drop the oldest (freed once no bound transform uses it)
+        plans.pop(next(iter(plans)))
+    plans[key] = plan
+    return plan
 
 
 class _RealFFT:
@@ -305,9 +321,10 @@ class _RealFFT:
         plan = self.plans.get((rows, forward))
         if plan is not None:
             return plan
-        key = (self.n, rows, forward, self.double)
-        fresh = key not in _DFTI["plans"]
-        plan = _dfti_plan(*key)
+        plans = _DFTI_PLANS.__dict__.setdefault("plans", {})
+        key = (self.n, rows, forward, self.double, torch.get_num_threads())
+        fresh = key not in plans
+        plan = _dfti_plan(*key[:4])
         if plan is not None and fresh:                                # one check per new descriptor
             g = torch.Generator().manual_seed(rows)
             dtype = torch.float64 if self.double else torch.float32
@@ -327,34 +344,36 @@ class _RealFFT:
             self.plans[rows, forward] = plan
         return plan
 
-    def _run(self, plan, forward: bool, x: torch.Tensor, out: torch.Tensor) -> None:
-        lib = _DFTI["lib"]
-        compute = lib.DftiComputeForward if forward else lib.DftiComputeBackward
-        if compute(plan, x.data_ptr(), out.data_ptr()):
+    def _check(self, x: torch.Tensor, out: torch.Tensor, forward: bool) -> None:
+        rows, bins = x.shape[0], self.n // 2 + 1
+        shapes = ((rows, self.n), (rows, bins)) if forward else ((rows, bins), (rows, self.n))
+        if (tuple(x.shape), tuple(out.shape)) != shapes or not (x.is_contiguous() and out.is_contiguous()):
+            raise ValueError(f"_RealFFT: expected contiguous {shapes}, got {tuple(x.shape)}, {tuple(out.shape)}")
+
+    @staticmethod
+    def _run(plan, forward: bool, x: torch.Tensor, out: torch.Tensor) -> None:
+        compute = plan.lib.DftiComputeForward if forward else plan.lib.DftiComputeBackward
+        if compute(plan.handle, x.data_ptr(), out.data_ptr()):
             raise RuntimeError("MKL DFTI compute failed")              # pragma: no cover
 
     def bind(self, x: torch.Tensor, out: torch.Tensor, forward: bool = True):
         """A function of no arguments that writes ``rfft(x)`` (``forward``) or ``irfft(x, n)`` into
         ``out``, with the checks and the descriptor look-up done once: for a transform repeated on
-        the same buffers (the join's steps). The function keeps ``x`` and ``out`` alive."""
+        the same buffers (the join's steps). The function keeps ``x``, ``out`` and the descriptor alive."""
         plan = self._plan(x.shape[0], forward) if self.direct else None
         if plan is None:
             n = self.n
             if forward:
                 return lambda: torch.fft.rfft(x, out=out)
             return lambda: torch.fft.irfft(x, n=n, out=out)
-        rows = x.shape[0]
-        assert x.is_contiguous() and out.is_contiguous()
-        assert (tuple(x.shape), tuple(out.shape)) == (((rows, self.n), (rows, self.n // 2 + 1)) if forward else
-                                                      ((rows, self.n // 2 + 1), (rows, self.n)))
-        lib = _DFTI["lib"]
-        compute = lib.DftiComputeForward if forward else lib.DftiComputeBackward
-        args = (plan, x.data_ptr(), out.data_ptr())
+        self._check(x, out, forward)
+        compute = plan.lib.DftiComputeForward if forward else plan.lib.DftiComputeBackward
+        args = (plan.handle, x.data_ptr(), out.data_ptr())
 
         def run():
             if compute(*args):
                 raise RuntimeError("MKL DFTI compute failed")          # pragma: no cover
-            return out, x                                            # (and keeps the buffers alive)
+            return out, x, plan                                      # (and keeps them alive)
         return run
 
     def rfft(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -362,17 +381,17 @@ class _RealFFT:
         plan = self._plan(x.shape[0], True) if self.direct else None
         if plan is None:
             return torch.fft.rfft(x, out=out)
-        assert x.is_contiguous() and out.is_contiguous() and x.shape == (out.shape[0], self.n)
+        self._check(x, out, True)
         self._run(plan, True, x, out)
         return out
 
     def irfft(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out[...] = torch.fft.irfft(x, n)``; ``x`` (rows, n // 2 + 1) and ``out`` (rows, n) contiguous.
-        ``x`` may be overwritten (MKL's complex-to-real transforms use their input as work space)."""
+        ``x`` may be overwritten (MKL's complex-to-real transforms may use their input as work space)."""
         plan = self._plan(x.shape[0], False) if self.direct else None
         if plan is None:
             return torch.fft.irfft(x, n=self.n, out=out)
-        assert x.is_contiguous() and out.is_contiguous() and out.shape == (x.shape[0], self.n)
+        self._check(x, out, False)
         self._run(plan, False, x, out)
         return out
 
@@ -1075,8 +1094,9 @@ def benchmark_quilting(n_clips: int = 16, sr: int = 22050, clip_s: float = 10.0,
         (reference / fast, medians), ``ms_per_clip_reference_oracle``, ``speedup_vs_oracle``,
         ``user_ms_per_clip`` and ``sys_ms_per_clip`` (medians per path), ``speedup_user``
         (the ratio in user time alone), ``wall_ms_per_clip`` (the three wall-clock medians), the
-        per-repeat times, the settings and ``agreement`` (fraction of the oracle's orders and shifts
-        that the fast path, and the lean reference, reproduced).
+        per-repeat times, the settings, ``fft_backend`` (whether the fast path's FFTs ran on cached
+        MKL descriptors, see :class:`_RealFFT`, or on ``torch.fft``) and ``agreement`` (fraction of
+        the oracle's orders and shifts that the fast path, and the lean reference, reproduced).
     """
     old_threads = torch.get_num_threads()
     if n_threads is not None:
@@ -1131,4 +1151,5 @@ def benchmark_quilting(n_clips: int = 16, sr: int = 22050, clip_s: float = 10.0,
                 oracle_ms_per_repeat=cpu["oracle"],
                 n_clips=n_clips, n_reference_clips=n_ref, n_oracle_clips=n_orc, sr=sr, clip_s=clip_s,
                 seg_ms=tuple(seg_ms), ordering=ordering, device=str(device), n_threads=n_threads,
+                fft_backend="mkl-dfti (cached descriptors)" if _DFTI["lib"] and _DFTI["ok"] else "torch.fft",
                 agreement=agreement)

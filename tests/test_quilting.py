@@ -251,6 +251,33 @@ def test_real_fft_matches_torch_fft_bit_for_bit(dtype, rows):
     assert torch.equal(fft.irfft(y.clone(), out=out), want)
 
 
+def test_real_fft_bound_transforms_outlive_the_descriptor_cache_and_follow_the_thread_count():
+    import gc
+    from stimuli.quilting import _DFTI_PLANS, _RealFFT
+    n, rows = 1152, 8
+    x = torch.randn(rows, n)
+    spec, back = torch.empty(rows, n // 2 + 1, dtype=torch.complex64), torch.empty(rows, n)
+    fft = _RealFFT(n, torch.float32, torch.device("cpu"))
+    forward, backward = fft.bind(x, spec), fft.bind(spec, back, False)
+    _DFTI_PLANS.__dict__.get("plans", {}).clear()        # the bound functions keep their descriptors
+    del fft
+    gc.collect()
+    forward()
+    assert torch.equal(spec, torch.fft.rfft(x))
+    want = torch.fft.irfft(spec, n=n)
+    backward()
+    assert torch.equal(back, want)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)                         # a new descriptor, checked again
+        fft = _RealFFT(n, torch.float32, torch.device("cpu"))
+        assert torch.equal(fft.rfft(x, out=spec), torch.fft.rfft(x))
+    finally:
+        torch.set_num_threads(threads)
+    with pytest.raises(ValueError):
+        _RealFFT(n, torch.float32, torch.device("cpu")).rfft(x[:, :-1], out=spec)
+
+
 def test_real_fft_falls_back_to_torch_fft():
     from stimuli.quilting import _RealFFT
     fft = _RealFFT(96, torch.float32, torch.device("cpu"))
