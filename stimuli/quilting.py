@@ -35,7 +35,8 @@ Conventions used here (both orderings)
   previous one, so boundaries are then joined in sequence, but only the continuation's FFT and an
   arg-max are left per step: the heads of all boundaries (all clips, all sizes) are transformed up
   front in cache-sized blocks, and each step searches all ``2 S + 1`` shifts of every clip and
-  size at once.
+  size at once. The step's two small FFTs run on MKL descriptors committed once (:class:`_RealFFT`;
+  the same numbers as ``torch.fft``, which commits a new descriptor on every call).
   Constraints: ``fade <= seg`` and ``max_shift <= seg / 2`` (``UserError`` otherwise).
 
 Every output sample outside the fades is therefore a sample of its slot's segment displaced by at
@@ -44,6 +45,9 @@ source itself.
 """
 from __future__ import annotations
 
+import ctypes
+import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -212,26 +216,184 @@ def fft_size(win_samples: int) -> int:
 _CHUNK_ELEMENTS = 1 << 22
 
 
-def _window_putter(x: torch.Tensor, length: int, numpy_view: bool | None = None):
-    """A function ``(out, clip, starts)`` that writes the windows ``x[clip, starts : starts + length]``
-    (integer numpy index arrays) into the tensor ``out`` (shape ``starts.shape + (length,)``).
+# --------------------------------------------------------------------------------------------
+# batched real FFTs with reusable plans
+# --------------------------------------------------------------------------------------------
+# torch's CPU FFTs run on the MKL DFTI library that libtorch_cpu bundles, but every call builds and
+# commits a fresh DFTI descriptor: about 20 us per call whatever the batch, more than the transform
+# of 16 rows of 1152 samples takes. The sequential join makes two small FFT calls per step (hundreds
+# per quilt_multi), so _RealFFT keeps committed descriptors, configured exactly as torch configures
+# them (so the results are the same bits; each new descriptor is checked against torch.fft once and
+# torch.fft is used if anything differs or the library is not there).
+_DFTI = {"lib": None, "ok": True}
+_DFTI_PLANS = threading.local()          # per thread: {(n, rows, forward, double, threads): _DftiDescriptor}
+_DFTI_MAX_PLANS = 64
+# mkl_dfti.h: configuration parameters and values
+_DFTI_BACKWARD_SCALE, _DFTI_NUMBER_OF_TRANSFORMS = 5, 7
+_DFTI_CONJUGATE_EVEN_STORAGE, _DFTI_PLACEMENT = 10, 11
+_DFTI_INPUT_STRIDES, _DFTI_OUTPUT_STRIDES, _DFTI_INPUT_DISTANCE, _DFTI_OUTPUT_DISTANCE = 12, 13, 14, 15
+_DFTI_REAL, _DFTI_COMPLEX_COMPLEX, _DFTI_NOT_INPLACE = 33, 39, 44
 
-    On the CPU (``numpy_view`` defaults to ``x`` being there) it is one numpy assignment from a
-    sliding-window view into ``out``'s memory, several times faster than torch's advanced indexing of
-    ``unfold``, which other devices use, with the same result; it runs once per sequential step."""
-    if numpy_view is None:
-        numpy_view = x.device.type == "cpu"
-    if not numpy_view:
-        view = x.unfold(1, length, 1)
 
-        def put_on_device(out, clip, starts):
-            out.copy_(view[torch.as_tensor(clip, device=x.device), torch.as_tensor(starts, device=x.device)])
-        return put_on_device
-    view = np.lib.stride_tricks.sliding_window_view(x.detach().numpy(), length, axis=1)
+def _dfti_library():
+    """ctypes handle of the DFTI functions in libtorch_cpu, or None (not an MKL build, no symbols)."""
+    if _DFTI["lib"] is None:
+        _DFTI["lib"] = False
+        try:
+            if torch.backends.mkl.is_available():
+                lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
+                for name in ("DftiCreateDescriptor_s_1d", "DftiCreateDescriptor_d_1d", "DftiSetValue",
+                             "DftiCommitDescriptor", "DftiComputeForward", "DftiComputeBackward",
+                             "DftiFreeDescriptor"):
+                    getattr(lib, name)
+                lib.DftiComputeForward.argtypes = lib.DftiComputeBackward.argtypes = (ctypes.c_void_p,) * 3
+                _DFTI["lib"] = lib
+        except (OSError, AttributeError):                              # pragma: no cover (other builds)
+            pass
+    return _DFTI["lib"] or None
 
-    def put(out, clip, starts):
-        out.numpy()[...] = view[clip, starts]
-    return put
+
+class _DftiDescriptor:
+    """A committed DFTI descriptor (``handle``), freed when the last reference to it goes."""
+
+    def __init__(self, lib, handle: ctypes.c_void_p):
+        self.lib, self.handle = lib, handle
+
+    def __del__(self):
+        try:
+            self.lib.DftiFreeDescriptor(ctypes.byref(self.handle))
+        except Exception:                                              # pragma: no cover (interpreter exit)
+            pass
+
+
+def _dfti_plan(n: int, rows: int, forward: bool, double: bool):
+    """A committed descriptor for ``rows`` contiguous real rows of length ``n`` (forward: to ``n // 2 + 1``
+    contiguous complex bins per row; backward: from them, scaled by ``1 / n``), or None.
+
+    The settings are those of torch's ``_plan_mkl_fft`` for a batched 1-D transform along the last
+    axis of contiguous tensors. Descriptors are cached per thread and torch thread count."""
+    key = (n, rows, forward, double, torch.get_num_threads())
+    plans = _DFTI_PLANS.__dict__.setdefault("plans", {})
+    if key in plans:
+        return plans[key]
+    lib = _dfti_library()
+    if lib is None:
+        return None
+    L = ctypes.c_long
+    handle = ctypes.c_void_p()
+    create = lib.DftiCreateDescriptor_d_1d if double else lib.DftiCreateDescriptor_s_1d
+    settings = [(_DFTI_PLACEMENT, L(_DFTI_NOT_INPLACE)), (_DFTI_NUMBER_OF_TRANSFORMS, L(rows)),
+                (_DFTI_INPUT_DISTANCE, L(n if forward else n // 2 + 1)),
+                (_DFTI_OUTPUT_DISTANCE, L(n // 2 + 1 if forward else n)),
+                (_DFTI_INPUT_STRIDES, (L * 2)(0, 1)), (_DFTI_OUTPUT_STRIDES, (L * 2)(0, 1)),
+                (_DFTI_CONJUGATE_EVEN_STORAGE, L(_DFTI_COMPLEX_COMPLEX))]
+    if not forward:
+        settings.append((_DFTI_BACKWARD_SCALE, ctypes.c_double(1.0 / n)))   # irfft's default "backward" norm
+    status = create(ctypes.byref(handle), L(_DFTI_REAL), L(n))
+    plan = _DftiDescriptor(lib, handle) if handle.value else None
+    for param, value in settings:
+        status = status or lib.DftiSetValue(handle, L(param), value)
+    status = status or lib.DftiCommitDescriptor(handle)
+    if status:
+        return None
+    if len(plans) >= _DFTI_MAX_PLANS:              # drop the oldest (freed once no bound transform uses it)
+        plans.pop(next(iter(plans)))
+    plans[key] = plan
+    return plan
+
+
+class _RealFFT:
+    """``rfft`` / ``irfft`` (torch's default norms) of length ``n`` along the last axis of contiguous
+    2-D tensors, written into given contiguous ``out`` tensors.
+
+    On the CPU in float32 / float64 the transforms run on cached DFTI descriptors (see above), each
+    checked once against ``torch.fft`` on random rows; otherwise, and after any mismatch, they are
+    ``torch.fft.rfft`` / ``irfft`` calls.
+    """
+
+    def __init__(self, n: int, dtype: torch.dtype, device: torch.device):
+        self.n = n
+        self.double = dtype == torch.float64
+        self.direct = device.type == "cpu" and dtype in (torch.float32, torch.float64) and _DFTI["ok"]
+        self.plans = {}                                               # (rows, forward) -> descriptor
+
+    def _plan(self, rows: int, forward: bool):
+        plan = self.plans.get((rows, forward))
+        if plan is not None:
+            return plan
+        plans = _DFTI_PLANS.__dict__.setdefault("plans", {})
+        key = (self.n, rows, forward, self.double, torch.get_num_threads())
+        fresh = key not in plans
+        plan = _dfti_plan(*key[:4])
+        if plan is not None and fresh:                                # one check per new descriptor
+            g = torch.Generator().manual_seed(rows)
+            dtype = torch.float64 if self.double else torch.float32
+            x = torch.randn((rows, self.n), generator=g, dtype=dtype)
+            if forward:
+                got, want = torch.empty((rows, self.n // 2 + 1), dtype=torch.fft.rfft(x[:1]).dtype), torch.fft.rfft(x)
+            else:
+                x = torch.fft.rfft(x)
+                got, want = torch.empty((rows, self.n), dtype=dtype), torch.fft.irfft(x, n=self.n)
+            self._run(plan, forward, x, got)
+            if not torch.equal(got, want):                            # pragma: no cover (other MKL setups)
+                _DFTI["ok"] = False
+                plan = None
+        if plan is None:
+            self.direct = False
+        else:
+            self.plans[rows, forward] = plan
+        return plan
+
+    def _check(self, x: torch.Tensor, out: torch.Tensor, forward: bool) -> None:
+        rows, bins = x.shape[0], self.n // 2 + 1
+        shapes = ((rows, self.n), (rows, bins)) if forward else ((rows, bins), (rows, self.n))
+        if (tuple(x.shape), tuple(out.shape)) != shapes or not (x.is_contiguous() and out.is_contiguous()):
+            raise ValueError(f"_RealFFT: expected contiguous {shapes}, got {tuple(x.shape)}, {tuple(out.shape)}")
+
+    @staticmethod
+    def _run(plan, forward: bool, x: torch.Tensor, out: torch.Tensor) -> None:
+        compute = plan.lib.DftiComputeForward if forward else plan.lib.DftiComputeBackward
+        if compute(plan.handle, x.data_ptr(), out.data_ptr()):
+            raise RuntimeError("MKL DFTI compute failed")              # pragma: no cover
+
+    def bind(self, x: torch.Tensor, out: torch.Tensor, forward: bool = True):
+        """A function of no arguments that writes ``rfft(x)`` (``forward``) or ``irfft(x, n)`` into
+        ``out``, with the checks and the descriptor look-up done once: for a transform repeated on
+        the same buffers (the join's steps). The function keeps ``x``, ``out`` and the descriptor alive."""
+        plan = self._plan(x.shape[0], forward) if self.direct else None
+        if plan is None:
+            n = self.n
+            if forward:
+                return lambda: torch.fft.rfft(x, out=out)
+            return lambda: torch.fft.irfft(x, n=n, out=out)
+        self._check(x, out, forward)
+        compute = plan.lib.DftiComputeForward if forward else plan.lib.DftiComputeBackward
+        args = (plan.handle, x.data_ptr(), out.data_ptr())
+
+        def run():
+            if compute(*args):
+                raise RuntimeError("MKL DFTI compute failed")          # pragma: no cover
+            return out, x, plan                                      # (and keeps them alive)
+        return run
+
+    def rfft(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out[...] = torch.fft.rfft(x)``; ``x`` (rows, n) and ``out`` (rows, n // 2 + 1) contiguous."""
+        plan = self._plan(x.shape[0], True) if self.direct else None
+        if plan is None:
+            return torch.fft.rfft(x, out=out)
+        self._check(x, out, True)
+        self._run(plan, True, x, out)
+        return out
+
+    def irfft(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out[...] = torch.fft.irfft(x, n)``; ``x`` (rows, n // 2 + 1) and ``out`` (rows, n) contiguous.
+        ``x`` may be overwritten (MKL's complex-to-real transforms may use their input as work space)."""
+        plan = self._plan(x.shape[0], False) if self.direct else None
+        if plan is None:
+            return torch.fft.irfft(x, n=self.n, out=out)
+        self._check(x, out, False)
+        self._run(plan, False, x, out)
+        return out
 
 
 def _row_argmax(device: torch.device):
@@ -304,16 +466,25 @@ def _border_features(x: torch.Tensor, plist: list, sr: int) -> list:
         chunk = max(1, (_CHUNK_ELEMENTS // 4) // (n_rows * n_fft))
         buf = torch.empty((min(n, chunk), n_rows, n_fft), dtype=x.dtype, device=x.device)
         buf[..., win:] = 0
+        # the frames' spectra go to one buffer reused across chunks (a fresh one per chunk costs
+        # page faults and cache misses)
+        fft = _RealFFT(n_fft, x.dtype, x.device)
+        spec_buf = torch.empty((min(n, chunk) * n_rows, n_fft // 2 + 1),
+                               dtype=torch.complex128 if x.dtype == torch.float64 else torch.complex64, device=x.device)
+        power_buf = torch.empty((min(n, chunk), n_rows, hi - lo), dtype=x.dtype, device=x.device)
         logmel = torch.empty((n, n_rows, n_mels), dtype=x.dtype, device=x.device)
         for c0 in range(0, n, chunk):
             b = buf[: min(n, c0 + chunk) - c0]
             for start, step, count, r0 in progressions:
                 frames = x[c0: c0 + chunk, start: start + (count - 1) * step + win].unfold(1, win, step)
                 torch.mul(frames, window, out=b[:, r0: r0 + count, :win])
-            spec = torch.view_as_real(torch.fft.rfft(b))[..., lo:hi, :]
+            rows_b = b.shape[0] * n_rows
+            spec = fft.rfft(b.reshape(rows_b, n_fft), out=spec_buf[:rows_b]).view(b.shape[0], n_rows, -1)
+            spec = torch.view_as_real(spec)[..., lo:hi, :]
             spec.mul_(spec)
+            power = torch.add(spec[..., 0], spec[..., 1], out=power_buf[: b.shape[0]])
             lm = logmel[c0: c0 + chunk]
-            torch.matmul(spec[..., 0] + spec[..., 1], fb, out=lm)
+            torch.matmul(power, fb, out=lm)
             lm.add_(1e-10).log10_().mul_(10.0)
         for g in members:
             lm = logmel[:, torch.as_tensor(rows[g], device=x.device)].reshape(n, 2, plist[g].n_seg, -1)
@@ -334,7 +505,7 @@ def _order_cost(left: torch.Tensor, right: torch.Tensor, ordering: str) -> torch
         # ||L_j - R_i - target_i|| = ||L_j - (R_i + target_i)||
         return torch.cdist(right + target, left, compute_mode=mode)
     change = torch.cdist(right, left, compute_mode=mode)                            # ||L_j - R_i||
-    return (change - target.norm(dim=-1, keepdim=True)).abs()
+    return change.sub_(target.norm(dim=-1, keepdim=True)).abs_()
 
 
 def _mirror_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
@@ -392,35 +563,43 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
     n_active = [n * sum(p.n_seg > q for p in params) for q in range(M)]   # rows still placing at step q
 
     # ---- greedy ordering (independent of the shifts): a walk of small arg-mins, run on the host ----
-    # rows of group g read only the first n_seg rows of their matrix; the columns beyond n_seg are
-    # zeroed and barred, the rows beyond are never looked at (left uninitialised). ``barred`` is 0 for
-    # an unused segment and +inf for a used one: adding it to a row of costs bars the used ones
-    # (cost + inf = inf, cost + 0 = cost exactly), one plain SIMD add where a masked copy was slower
-    cost_all = np.empty((B, M, M), dtype=torch.empty(0, dtype=xp.dtype).numpy().dtype)
-    barred = np.full((B, M), np.inf, dtype=cost_all.dtype)
+    # The cost rows of all matrices are stacked in ``cost_rows`` (sum of n * n_seg rows, M columns):
+    # row b's matrix (group g, clip c) starts at row ``row_start[b]`` (its group's first row plus
+    # c * n_seg), so its costs after segment i are cost_rows[row_start[b] + i]. Columns beyond a
+    # group's n_seg are zero and barred. ``barred`` (B, M) is 0 for an unused segment and +inf for a
+    # used one: adding it to a row of costs bars the used ones (cost + inf = inf, cost + 0 = cost
+    # exactly), one plain SIMD add where a masked copy was slower
+    dtype = torch.empty(0, dtype=xp.dtype).numpy().dtype
+    group_rows = np.array([n * p.n_seg for p in params])
+    cost_rows = np.empty((int(group_rows.sum()), M), dtype=dtype)
+    barred = np.full((B, M), np.inf, dtype=dtype)
+    rows_np = np.arange(B)
+    row_start = (np.repeat(np.cumsum(group_rows) - group_rows, n)
+                 + (rows_np % n) * np.repeat([p.n_seg for p in params], n))
     for g, (p, c) in enumerate(zip(params, costs)):
-        block = cost_all[g * n:(g + 1) * n, : p.n_seg, : p.n_seg]
+        rows_g = cost_rows[row_start[g * n]: row_start[g * n] + n * p.n_seg].reshape(n, p.n_seg, M)
+        block = rows_g[:, :, : p.n_seg]
         block[...] = c.cpu().numpy()
-        cost_all[g * n:(g + 1) * n, : p.n_seg, p.n_seg:] = 0.0     # finite, so that barring gives inf, not NaN
+        rows_g[:, :, p.n_seg:] = 0.0                           # finite, so that barring gives inf, not NaN
         forbid = np.arange(p.n_seg - 1)
         block[:, forbid, forbid + 1] = np.inf               # the original successor, re-allowed when last
         barred[g * n:(g + 1) * n, : p.n_seg] = 0.0
-    rows_np = np.arange(B)
     last_at = np.repeat([p.n_seg - 1 for p in params], n)   # the step at which each row places its last segment
     order_np = np.zeros((B, M), dtype=np.int64)
     cur = torch.cat(list(starts)).cpu().numpy()
     order_np[:, 0] = cur
-    barred[rows_np, cur] = np.inf
+    barred_flat, bar_base = barred.reshape(-1), rows_np * M  # row b's bar on segment j: barred_flat[b * M + j]
+    barred_flat[bar_base + cur] = np.inf
     ends = {p.n_seg - 1 for p in params}                       # steps at which some group places its last segment
     for q in range(1, M):
         k = n_active[q]
-        step_cost = cost_all[rows_np[:k], cur[:k]]                                     # (k, M) copy
+        step_cost = cost_rows.take(row_start[:k] + cur[:k], axis=0)                    # (k, M) copy
         step_cost += barred[:k]
         cur = step_cost.argmin(axis=1)                         # first minimum: ties go to the lowest index
         if q in ends:                                          # a group's last placement: the one unused segment
             cur = np.where(last_at[:k] == q, barred[:k].argmin(axis=1), cur)
         order_np[:k, q] = cur
-        barred[rows_np[:k], cur] = np.inf
+        barred_flat[bar_base[:k] + cur] = np.inf
     order = torch.as_tensor(order_np, device=dev)
 
     # ---- boundary shifts ----
@@ -442,20 +621,35 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
         clip_np = clip.cpu().numpy()
         head_at = order_np[row_np, step_np] * seg_np + (pad - S - h)                  # head at shift -S
         tail_at = (order_np[row_np, step_np - 1] + 1) * seg_np + (pad - h)            # continuation at shift 0
-        # heads are read by row from a flat window view of the (contiguous) padded clips, straight
-        # into the FFT buffer: index_select with out= skips the intermediate copy of a gather
+        # heads and continuations are read by row from flat window views of the (contiguous) padded
+        # clips, straight into the FFT buffers: index_select with out= skips the intermediate copy
+        # of a gather. tail_flat[i] is boundary i's continuation start at shift 0 in the flat clips.
         head_rows = xp.reshape(-1).unfold(0, W, 1)
         head_idx = torch.as_tensor(clip_np[row_np] * xp.shape[1] + head_at, device=dev)
-        put_tails = _window_putter(xp, F)
+        tail_rows = xp.reshape(-1).unfold(0, F, 1)
+        tail_flat = clip_np[row_np] * xp.shape[1] + tail_at
         first_argmax = _row_argmax(dev)
         # heads are transformed a block of steps at a time (at least one step; about 1 MB per
         # buffer, so that the heads, their spectra and their norms stay in a core's L2 cache)
         block_rows = max(n_active[1], _CHUNK_ELEMENTS // (16 * n_fft))
         h_buf = torch.empty((block_rows, n_fft), dtype=xp.dtype, device=dev)
         h_buf[:, W:] = 0                                       # the heads overwrite the rest
-        z_buf = torch.empty((block_rows, W + 1), dtype=xp.dtype, device=dev)
-        z_buf[:, 0] = 0
+        # running sums of the squared heads: column 15 of z_buf holds the 0 they start from and the
+        # squares go to columns 16 .. 16 + W, so that their stores are SIMD-aligned (rows of a
+        # multiple of 16 elements); z_buf[:, 15 : 16 + W] is the work buffer of _window_sum
+        z_buf = torch.empty((block_rows, -(-(W + 16) // 16) * 16), dtype=xp.dtype, device=dev)
+        z_buf[:, 15] = 0
+        # the transforms write into buffers reused across blocks and steps: heads' spectra (block
+        # rows), the continuations' spectra and their correlations with the heads (B rows)
+        fft = _RealFFT(n_fft, xp.dtype, dev)
+        cdtype = torch.complex128 if xp.dtype == torch.float64 else torch.complex64
+        hf_buf = torch.empty((block_rows, n_fft // 2 + 1), dtype=cdtype, device=dev)
         u_buf = torch.zeros((B, n_fft), dtype=xp.dtype, device=dev)
+        spec_buf = torch.empty((B, n_fft // 2 + 1), dtype=cdtype, device=dev)
+        corr_buf = torch.empty((B, n_fft), dtype=xp.dtype, device=dev)
+        ncc_buf = torch.empty((B, 2 * S + 1), dtype=xp.dtype, device=dev)
+        # the first k rows of each buffer (k = rows still placing), made once per distinct k
+        step_views = {}
         found = np.zeros(offsets[-1], dtype=np.int64)
         prev = np.zeros(B, dtype=np.int64)
         block_end = 1                                          # first step whose heads are not transformed yet
@@ -467,7 +661,7 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
                 b1 = offsets[block_end - 1]
                 head = h_buf[: b1 - b0, : W]                                                # (rows, W)
                 torch.index_select(head_rows, 0, head_idx[b0:b1], out=head)
-                z = z_buf[: b1 - b0]
+                z = z_buf[: b1 - b0, 15: 16 + W]
                 torch.mul(head, head, out=z[:, 1:])
                 energy = _window_sum(z, F)                                                # (rows, 2S+1)
                 # 1/||head|| per candidate shift, in preference order (the continuation's norm does
@@ -477,13 +671,20 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
                 else:
                     energy.rsqrt_()
                 inv_norm = energy.index_select(1, lag_pref)
-                heads_fc = torch.fft.rfft(h_buf[: b1 - b0]).conj_physical_()
+                heads_fc = fft.rfft(h_buf[: b1 - b0], out=hf_buf[: b1 - b0]).conj_physical_()
             lo, hi = offsets[q - 1], offsets[q]
             k = hi - lo
-            put_tails(u_buf[:k, :F], clip_np[:k], tail_at[lo:hi] + prev[:k])
+            if k not in step_views:
+                u, spec, corr = u_buf[:k], spec_buf[:k], corr_buf[:k]
+                step_views[k] = (u[:, :F], spec, corr, ncc_buf[:k], fft.bind(u, spec), fft.bind(spec, corr, False))
+            u_tail, spec, corr, ncc, forward, backward = step_views[k]
+            torch.index_select(tail_rows, 0, torch.as_tensor(tail_flat[lo:hi] + prev[:k], device=dev), out=u_tail)
             # irfft(U conj(H))[m] = sum_r h[r] u[r + m] (circular): the correlation at lag m sits at -m
-            corr = torch.fft.irfft(torch.fft.rfft(u_buf[:k]) * heads_fc[lo - b0: hi - b0], n=n_fft)
-            prev = pref_np[first_argmax(corr.index_select(1, neg_lag_pref) * inv_norm[lo - b0: hi - b0])]
+            forward()                                                                     # spec = rfft(u)
+            spec.mul_(heads_fc[lo - b0: hi - b0])
+            backward()                                                                    # corr = irfft(spec)
+            torch.index_select(corr, 1, neg_lag_pref, out=ncc)                           # preference order
+            prev = pref_np[first_argmax(ncc.mul_(inv_norm[lo - b0: hi - b0]))]
             found[lo:hi] = prev
         shifts[torch.as_tensor(row_np, device=dev), torch.as_tensor(step_np, device=dev)] = torch.as_tensor(found, device=dev)
     out = [(order[g * n:(g + 1) * n, : p.n_seg], shifts[g * n:(g + 1) * n, : p.n_seg]) for g, p in enumerate(params)]
@@ -532,9 +733,22 @@ def _as_batch(x, device, dtype) -> torch.Tensor:
     return t.to(device=device, dtype=dtype)
 
 
-def start_segments(n_clips: int, n_seg: int, seed: int) -> np.ndarray:
-    """Random first segment per clip: clip ``i`` uses ``np.random.default_rng([seed, i])``."""
-    return np.array([np.random.default_rng([int(seed), i]).integers(n_seg) for i in range(n_clips)], dtype=np.int64)
+def start_segments(n_clips: int, n_seg, seed: int):
+    """Random first segment per clip: clip ``i`` uses ``np.random.default_rng([seed, i]).integers(n_seg)``.
+
+    ``n_seg`` may be a sequence of segment counts (one per size): then a list of arrays, each drawn
+    from a fresh ``default_rng([seed, i])``. The generator of each clip is seeded once and restored
+    to its initial state for each further size (the same draws; seeding costs five restores)."""
+    counts = [int(n_seg)] if np.ndim(n_seg) == 0 else [int(c) for c in n_seg]
+    out = np.empty((len(counts), n_clips), dtype=np.int64)
+    for i in range(n_clips):
+        rng = np.random.default_rng([int(seed), i])
+        initial = rng.bit_generator.state
+        for j, c in enumerate(counts):
+            if j:
+                rng.bit_generator.state = initial
+            out[j, i] = rng.integers(c)
+    return out[0] if np.ndim(n_seg) == 0 else list(out)
 
 
 def quilt_batch(x, sr: int, seg_ms: float, ordering: str = "kim2024", seed: int = 0,
@@ -584,10 +798,11 @@ def quilt_multi(x, sr: int, seg_ms=KIM_SEG_MS, ordering: str = "kim2024", seed: 
     plist = [quilt_params(xt.shape[1], sr, ms, ordering, **params) for ms in seg_ms]
     out = {}
     multi = [p for p in plist if p.n_seg > 1]
-    for ms, p in zip(seg_ms, plist):
+    first = start_segments(n, [p.n_seg for p in plist], seed)
+    for ms, p, f in zip(seg_ms, plist, first):
         if p.n_seg == 1:
             out[float(ms)] = Quilt(xt[:, : p.seg_samples].to(torch.float32).cpu().numpy(),
-                                   start_segments(n, 1, seed)[:, None], np.zeros((n, 1), np.int64),
+                                   f[:, None], np.zeros((n, 1), np.int64),
                                    p.seg_samples, p.max_shift_samples, p.fade_samples)
     if multi:
         # reads reach from -(S + F//2) (the first head at shift -S) to n_seg * seg + S + F - F//2
@@ -595,7 +810,7 @@ def quilt_multi(x, sr: int, seg_ms=KIM_SEG_MS, ordering: str = "kim2024", seed: 
         pad = multi[0].max_shift_samples + multi[0].fade_samples
         xp = _mirror_pad(xt, pad)
         costs = [_order_cost(left, right, ordering) for left, right in _border_features(xt, multi, sr)]
-        starts = [torch.as_tensor(start_segments(n, p.n_seg, seed), device=device) for p in multi]
+        starts = [torch.as_tensor(f, device=device) for p, f in zip(plist, first) if p.n_seg > 1]
         joined = _order_and_join(xp, costs, starts, multi, pad)
         for ms, p, (order, shifts) in zip([ms for ms, p in zip(seg_ms, plist) if p.n_seg > 1], multi, joined):
             audio = _assemble(xp, order, shifts, p, pad)
@@ -879,8 +1094,9 @@ def benchmark_quilting(n_clips: int = 16, sr: int = 22050, clip_s: float = 10.0,
         (reference / fast, medians), ``ms_per_clip_reference_oracle``, ``speedup_vs_oracle``,
         ``user_ms_per_clip`` and ``sys_ms_per_clip`` (medians per path), ``speedup_user``
         (the ratio in user time alone), ``wall_ms_per_clip`` (the three wall-clock medians), the
-        per-repeat times, the settings and ``agreement`` (fraction of the oracle's orders and shifts
-        that the fast path, and the lean reference, reproduced).
+        per-repeat times, the settings, ``fft_backend`` (whether the fast path's FFTs ran on cached
+        MKL descriptors, see :class:`_RealFFT`, or on ``torch.fft``) and ``agreement`` (fraction of
+        the oracle's orders and shifts that the fast path, and the lean reference, reproduced).
     """
     old_threads = torch.get_num_threads()
     if n_threads is not None:
@@ -935,4 +1151,5 @@ def benchmark_quilting(n_clips: int = 16, sr: int = 22050, clip_s: float = 10.0,
                 oracle_ms_per_repeat=cpu["oracle"],
                 n_clips=n_clips, n_reference_clips=n_ref, n_oracle_clips=n_orc, sr=sr, clip_s=clip_s,
                 seg_ms=tuple(seg_ms), ordering=ordering, device=str(device), n_threads=n_threads,
+                fft_backend="mkl-dfti (cached descriptors)" if _DFTI["lib"] and _DFTI["ok"] else "torch.fft",
                 agreement=agreement)

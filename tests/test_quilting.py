@@ -232,12 +232,57 @@ def test_fast_path_matches_the_oracle_for_all_six_sizes():
             np.testing.assert_allclose(multi[ms].audio[i], ref.audio, atol=1e-6)
 
 
-def test_window_putter_device_path_matches_the_numpy_path():
-    from stimuli.quilting import _window_putter
-    x = torch.arange(3 * 40, dtype=torch.float32).reshape(3, 40)
-    clip, starts = np.array([2, 0, 1, 2]), np.array([0, 29, 7, 20])
-    a, b = torch.zeros(4, 16), torch.zeros(4, 16)
-    _window_putter(x, 11)(a[:, :11], clip, starts)
-    _window_putter(x, 11, numpy_view=False)(b[:, :11], clip, starts)
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
-    assert torch.equal(a[1, :11], x[0, 29:40]) and not a[:, 11:].any()
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("rows", [1, 16, 37])
+def test_real_fft_matches_torch_fft_bit_for_bit(dtype, rows):
+    """_RealFFT (cached MKL descriptors where available) gives exactly torch.fft's numbers."""
+    from stimuli.quilting import _RealFFT
+    n = 1152
+    fft = _RealFFT(n, dtype, torch.device("cpu"))
+    x = torch.randn((rows, n), dtype=dtype, generator=torch.Generator().manual_seed(rows))
+    x[:, 551:] = 0
+    spec = torch.empty((rows, n // 2 + 1), dtype=torch.fft.rfft(x[:1]).dtype)
+    for _ in range(2):                                   # a new descriptor, then the cached one
+        assert torch.equal(fft.rfft(x, out=spec), torch.fft.rfft(x))
+    y = spec * torch.fft.rfft(torch.randn((rows, n), dtype=dtype)).conj()
+    want = torch.fft.irfft(y, n=n)
+    out = torch.empty((rows, n), dtype=dtype)
+    assert torch.equal(fft.irfft(y.clone(), out=out), want)
+    assert torch.equal(fft.irfft(y.clone(), out=out), want)
+
+
+def test_real_fft_bound_transforms_outlive_the_descriptor_cache_and_follow_the_thread_count():
+    import gc
+    from stimuli.quilting import _DFTI_PLANS, _RealFFT
+    n, rows = 1152, 8
+    x = torch.randn(rows, n)
+    spec, back = torch.empty(rows, n // 2 + 1, dtype=torch.complex64), torch.empty(rows, n)
+    fft = _RealFFT(n, torch.float32, torch.device("cpu"))
+    forward, backward = fft.bind(x, spec), fft.bind(spec, back, False)
+    _DFTI_PLANS.__dict__.get("plans", {}).clear()        # the bound functions keep their descriptors
+    del fft
+    gc.collect()
+    forward()
+    assert torch.equal(spec, torch.fft.rfft(x))
+    want = torch.fft.irfft(spec, n=n)
+    backward()
+    assert torch.equal(back, want)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)                         # a new descriptor, checked again
+        fft = _RealFFT(n, torch.float32, torch.device("cpu"))
+        assert torch.equal(fft.rfft(x, out=spec), torch.fft.rfft(x))
+    finally:
+        torch.set_num_threads(threads)
+    with pytest.raises(ValueError):
+        _RealFFT(n, torch.float32, torch.device("cpu")).rfft(x[:, :-1], out=spec)
+
+
+def test_real_fft_falls_back_to_torch_fft():
+    from stimuli.quilting import _RealFFT
+    fft = _RealFFT(96, torch.float32, torch.device("cpu"))
+    fft.direct = False                                   # as on other devices or without MKL
+    x = torch.randn(3, 96)
+    out = torch.empty(3, 49, dtype=torch.complex64)
+    assert torch.equal(fft.rfft(x, out=out), torch.fft.rfft(x))
+    assert torch.equal(fft.irfft(out.clone(), out=torch.empty(3, 96)), torch.fft.irfft(out, n=96))
