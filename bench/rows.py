@@ -52,7 +52,8 @@ def bench_quilting() -> list[dict]:
     rows = [row("quilting, 10-s clip at 22,050 Hz, all six sizes (batched)", round(fast, 2), "ms/clip",
                 "≥ 10× faster than the per-boundary NumPy reference",
                 note=f"CPU time, median of {len(r['fast_ms_per_repeat'])} (median user / system time "
-                     f"{user['fast']:.2f} / {system['fast']:.2f} ms), one torch thread; the reference is single-threaded NumPy"),
+                     f"{user['fast']:.2f} / {system['fast']:.2f} ms), one torch thread, FFTs: {r['fft_backend']}; "
+                     "the reference is single-threaded NumPy"),
             row("quilting, lean per-boundary NumPy reference (np.convolve)", round(ref, 1), "ms/clip",
                 "issue: about 105 ms on this hardware",
                 note=f"the same {r['n_reference_clips']} clips; median user / system time {user['reference']:.1f} / "
