@@ -124,20 +124,15 @@ def bench_corpus() -> list[dict]:
 
 def natsound165_band_ap(root=None) -> dict | None:
     """The confound audit's classifier on the 165 natural sounds (Music + Song vs the rest, first
-    2 s), scored out of fold; ``None`` when the sounds are not on disk (found like the claims find
-    them: ``MEC_NATSOUND165_ROOT``, else ``MEC_SHARED_DATA`` or ``../shared/data``)."""
-    from claims.kim2024.test_natsound165_ratio import MUSIC_CATEGORIES
-    from harness.options import DataRoots
-    from stimuli.corpus import band_statistics, linear_band_ap_cv
-    from stimuli.loaders import load_natsound165
+    2 s), scored out of fold; ``None`` when the sounds are not on disk
+    (:func:`stimuli.corpus.natsound165_audit_set` finds them)."""
+    from stimuli.corpus import band_statistics, linear_band_ap_cv, natsound165_audit_set
 
-    if root is None:
-        root = DataRoots.from_env().get("natsound165")
-    if root is None or not (Path(root) / "category_labels.csv").exists():
+    nat = natsound165_audit_set(root)
+    if nat is None:
         return None
-    clips = load_natsound165(root, clip_s=2.0)
-    y = np.isin(clips.categories, MUSIC_CATEGORIES)
-    return linear_band_ap_cv(band_statistics(clips.audio, clips.sr), y, n_splits=5, n_repeats=20, seed=0)
+    audio, sr, y = nat
+    return linear_band_ap_cv(band_statistics(audio, sr), y, n_splits=5, n_repeats=20, seed=0)
 
 
 def bench_music() -> list[dict]:

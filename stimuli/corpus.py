@@ -574,11 +574,15 @@ def median_level_db(audio: np.ndarray, sr: int, target_rms: float = AUDIT_RMS, d
     clips is about -7 dB for music and -14 dB for the rest. Sparse sounds (silences, clicks,
     narrow-band tones) have low medians; dense ones (ensembles, noise) high ones.
     """
+    lm = logmel_db(_at_rms(audio, target_rms), sr, device=device)
+    return np.median(lm.reshape(len(lm), -1), axis=1)
+
+
+def _at_rms(audio: np.ndarray, target_rms: float) -> np.ndarray:
+    """Each clip scaled to RMS ``target_rms`` (silent clips stay silent), as float32."""
     a = np.asarray(audio, dtype=np.float64)
     r = np.sqrt(np.mean(a ** 2, axis=-1, keepdims=True))
-    a = np.where(r > 0, a * (target_rms / np.maximum(r, 1e-20)), 0.0).astype(np.float32)
-    lm = logmel_db(a, sr, device=device)
-    return np.median(lm.reshape(len(lm), -1), axis=1)
+    return np.where(r > 0, a * (target_rms / np.maximum(r, 1e-20)), 0.0).astype(np.float32)
 
 
 def band_statistics(audio: np.ndarray, sr: int, device="cpu") -> np.ndarray:
@@ -874,10 +878,7 @@ def plot_examples(clips: ClipSet, paths: list, out_png, cols: int = 6) -> Path:
 
 def _band_means_at_audit_rms(audio: np.ndarray, sr: int) -> np.ndarray:
     """Log-mel band means over time (dB) of clips RMS-normalised to ``AUDIT_RMS``: ``[n, 64]``."""
-    a = np.asarray(audio, dtype=np.float64)
-    r = np.sqrt(np.mean(a ** 2, axis=-1, keepdims=True))
-    a = np.where(r > 0, a * (AUDIT_RMS / np.maximum(r, 1e-20)), 0.0).astype(np.float32)
-    return logmel_db(a, sr).mean(axis=2)
+    return logmel_db(_at_rms(audio, AUDIT_RMS), sr).mean(axis=2)
 
 
 def plot_audit(clips: ClipSet, audit: dict, out_png, real: tuple | None = None) -> Path:
@@ -928,12 +929,12 @@ def plot_audit(clips: ClipSet, audit: dict, out_png, real: tuple | None = None) 
              ref["natsound165_band_ap_5fold"], "165 sounds"),
             ("Kim protocol\n(PCA-256)", audit.get("kim_protocol_ap"), audit.get("kim_protocol_chance"),
              ref["kim2024_pca_logmel_ap"], "Kim, AudioSet")]
-    for k, (label, value, chance, real, real_name) in enumerate(bars):
+    for k, (label, value, chance, real_ap, real_name) in enumerate(bars):
         if value is not None:
             ax1.bar(k - 0.2, value, 0.4, color="0.45", label="this corpus" if k == 0 else None)
-        if real is not None:
-            ax1.bar(k + 0.2, real, 0.4, color="tab:green", label="real data" if k == 1 else None)
-            ax1.annotate(real_name, (k + 0.2, real), ha="center", va="bottom", fontsize=7)
+        if real_ap is not None:
+            ax1.bar(k + 0.2, real_ap, 0.4, color="tab:green", label="real data" if k == 1 else None)
+            ax1.annotate(real_name, (k + 0.2, real_ap), ha="center", va="bottom", fontsize=7)
         if chance is not None:
             ax1.hlines(chance, k - 0.42, k + 0.42, colors="k", linestyles=":", label="chance" if k == 0 else None)
     ax1.set_xticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
@@ -946,18 +947,22 @@ def plot_audit(clips: ClipSet, audit: dict, out_png, real: tuple | None = None) 
     return out
 
 
-def _natsound165_for_plot() -> tuple | None:
-    """``(audio, sr, is_music)`` of the 165 natural sounds when they are on disk (found like the
-    claims find them: ``MEC_NATSOUND165_ROOT``, else ``MEC_SHARED_DATA`` or ``../shared/data``)."""
-    from claims.kim2024.test_natsound165_ratio import MUSIC_CATEGORIES
+def natsound165_audit_set(root=None) -> tuple | None:
+    """``(audio, sr, is_music)`` of the 165 natural sounds as the audit compares them (first 2 s,
+    Music + Song against the rest), or None when they are not on disk.
+
+    ``root`` defaults to where the claims find them: ``MEC_NATSOUND165_ROOT``, else
+    ``MEC_SHARED_DATA`` or ``../shared/data``.
+    """
     from harness.options import DataRoots
     from stimuli.loaders import load_natsound165
 
-    root = DataRoots.from_env().get("natsound165")
+    if root is None:
+        root = DataRoots.from_env().get("natsound165")
     if root is None or not (Path(root) / "category_labels.csv").exists():
         return None
     nat = load_natsound165(root, clip_s=2.0)
-    return nat.audio, nat.sr, np.isin(nat.categories, MUSIC_CATEGORIES)
+    return nat.audio, nat.sr, nat.is_music == 1
 
 
 def main(argv=None) -> int:
@@ -989,7 +994,7 @@ def main(argv=None) -> int:
         (out / "index.md").write_text("\n".join(lines) + "\n")
         try:
             audit_png = plot_audit(clips, confound_audit(clips, seed=args.seed), out / "audit.png",
-                                   real=_natsound165_for_plot())
+                                   real=natsound165_audit_set())
         except UserError as exc:                      # too few clips of a kind for the audit
             audit_png, audit_note = None, f"no audit.png: {exc}"
     except UserError as exc:

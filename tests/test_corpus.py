@@ -341,6 +341,19 @@ def test_write_examples_covers_every_class(small, tmp_path):
 
 
 
+def test_natsound165_audit_set_is_none_without_the_sounds(tmp_path):
+    assert C.natsound165_audit_set(tmp_path) is None
+
+
+@pytest.mark.needs_data
+def test_natsound165_audit_set_labels_music_and_song():
+    root = DATA_ROOT / "natsound165"
+    if not (root / "category_labels.csv").exists():
+        pytest.skip(f"165 natural sounds not found at {root} (set MEC_DATA_ROOT)")
+    audio, sr, y = C.natsound165_audit_set(root)
+    assert audio.shape == (165, 2 * sr) and int(y.sum()) == 35
+
+
 @pytest.mark.needs_data
 def test_level_measurement_reproduces_the_natsound165_figures():
     """Regression: the same measurement gives about -7.7 dB (music) vs -14.8 dB (rest) on the 165 sounds."""

@@ -6,8 +6,7 @@ from analysis.stats import Estimate
 from claims.kim2024._conditions import CI_MEASURED, KimConditions, tier_settings
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
-
-MUSIC_CATEGORIES = ("Music", "Song")
+from stimuli.loaders import NATSOUND_MUSIC_CATEGORIES as MUSIC_CATEGORIES
 N_BOOT = 2000
 
 SPEC = Claim(
