@@ -137,6 +137,12 @@ class CorpusConfig:
     envelope_match : float
         Fraction (in dB) of each clip's long-term spectral envelope that is flattened before the
         random EQ (0 = off, 1 = every long-term spectrum is exactly the random EQ curve).
+    music_varispeed_semitones : int
+        Each music source is played faster or slower, as a tape would be, by a whole number of
+        semitones drawn uniformly in ``-this .. +this`` (0 = off): pitch, tempo and the timbre's
+        resonances move together, and pitches stay on the equal-tempered grid. It widens the
+        registers and timbres of the synthesised music (each instrument otherwise plays in one
+        fixed register).
     music_kinds : tuple of (str, float) pairs
         Weights of the :data:`stimuli.music.MUSIC_SOURCE_KINDS` drawn for each music source
         (passed as ``music_source(..., kind=...)``); ``()`` lets the source pick its own. The
@@ -161,6 +167,7 @@ class CorpusConfig:
     reverb_prob: float = 0.5
     partial_prob: float = 0.3
     envelope_match: float = 0.0
+    music_varispeed_semitones: int = 4
     music_kinds: tuple = (("ensemble", 0.15), ("band", 0.1), ("solo", 0.15), ("sung", 0.15), ("drums", 0.2),
                           ("sparse", 0.2), ("quiet", 0.05))
 
@@ -178,6 +185,9 @@ class CorpusConfig:
         fr = tuple(self.split_fractions)
         if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-6:
             raise UserError(f"CorpusConfig.split_fractions={fr} must be 3 non-negative numbers summing to 1")
+        if not (float(self.music_varispeed_semitones).is_integer() and 0 <= self.music_varispeed_semitones <= 12):
+            raise UserError(f"CorpusConfig.music_varispeed_semitones={self.music_varispeed_semitones} must be a whole "
+                            "number of semitones in 0..12")
         if not 0 <= self.envelope_match <= 1:
             raise UserError(f"CorpusConfig.envelope_match={self.envelope_match} must lie in [0, 1]")
         try:
@@ -255,6 +265,25 @@ class _ClipDraw:
     level_dbfs: float = 0.0
 
 
+def varispeed(audio: np.ndarray, speed: float, max_denominator: int = 1000) -> np.ndarray:
+    """Play ``audio`` ``speed`` times faster (a tape's varispeed): every frequency times ``speed``,
+    the duration divided by it.
+
+    A polyphase resampler (``scipy.signal.resample_poly``, Kaiser window) by the rational
+    approximation ``up / down`` of ``1 / speed`` with ``down <= max_denominator`` (within 0.03 cent
+    for every whole number of semitones up to an octave), so that nothing aliases below the new
+    Nyquist band edge.
+    """
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    if not (np.isfinite(speed) and speed > 0):
+        raise UserError(f"varispeed speed={speed!r} must be a positive number")
+    ratio = Fraction(1.0 / float(speed)).limit_denominator(int(max_denominator))
+    return resample_poly(np.asarray(audio, dtype=np.float64), ratio.numerator, ratio.denominator)
+
+
 def _window(rng: np.random.Generator, n: int, sr: int, partial_prob: float) -> np.ndarray | None:
     """A random on-window (ramped) covering 30-80 % of the clip, with probability ``partial_prob``."""
     if rng.random() >= partial_prob:
@@ -292,9 +321,14 @@ def _draw_clip(i: int, config: CorpusConfig, kind: str, music_source: Callable) 
     for j, is_m in enumerate(is_music_src):
         if is_m:
             kind_m = _music_kind(rng, config.music_kinds)
-            audio, names = music_source(rng, config.clip_s, sr) if kind_m is None else \
-                music_source(rng, config.clip_s, sr, kind=kind_m)
-            audio = np.asarray(audio, dtype=np.float64)[:n]
+            vs = int(config.music_varispeed_semitones)
+            speed = 2.0 ** (int(rng.integers(-vs, vs + 1)) / 12) if vs else 1.0
+            dur_s = config.clip_s * speed + (0.05 if vs else 0.0)      # a little margin for the resampler
+            audio, names = music_source(rng, dur_s, sr) if kind_m is None else \
+                music_source(rng, dur_s, sr, kind=kind_m)
+            audio = np.asarray(audio, dtype=np.float64)
+            audio = varispeed(audio, speed) if speed != 1.0 else audio
+            audio = audio[:n]
             audio = np.pad(audio, (0, n - len(audio)))
             rms = np.sqrt(np.mean(audio ** 2))
             audio = audio / rms if rms > 0 else audio

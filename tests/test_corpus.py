@@ -147,7 +147,9 @@ def test_training_variants_drop_music_and_speech(small):
 
 @pytest.mark.parametrize("bad", [dict(n_clips=0), dict(clip_s=0.0), dict(sr=4000), dict(music_fraction=0.9, mixed_fraction=0.2),
                                  dict(split_fractions=(0.5, 0.5)), dict(max_sources=4), dict(envelope_match=1.5),
-                                 dict(music_kinds=(("drums", -1.0),)), dict(music_kinds=("drums",))])
+                                 dict(music_kinds=(("drums", -1.0),)), dict(music_kinds=("drums",)),
+                                 dict(music_varispeed_semitones=1.5), dict(music_varispeed_semitones=13),
+                                 dict(music_varispeed_semitones=-1)])
 def test_bad_config_raises_user_error(bad):
     with pytest.raises(UserError):
         make_corpus(CorpusConfig(**bad), music_source=_standin_music_source, audit=False)
@@ -182,6 +184,40 @@ def test_music_kinds_are_passed_to_the_source_and_a_source_without_kind_is_named
     seen.clear()
     make_corpus(CorpusConfig(**{**cfg.__dict__, "music_kinds": ()}), music_source=source, audit=False)
     assert seen == [None] * 8
+
+
+@pytest.mark.parametrize("semitones", [-7, -4, -1, 1, 4, 12])
+def test_varispeed_moves_a_tone_by_whole_semitones_and_scales_its_length(semitones):
+    """Analytical: a 440 Hz tone played 2 ** (k / 12) times faster sits at 440 * 2 ** (k / 12) Hz
+    (within 0.5 Hz, the FFT's resolution here) and lasts 1 / 2 ** (k / 12) as long."""
+    speed = 2.0 ** (semitones / 12)
+    x = np.sin(2 * np.pi * 440.0 * np.arange(SR) / SR)
+    y = C.varispeed(x, speed)
+    assert abs(len(y) - SR / speed) <= 1
+    spec = np.abs(np.fft.rfft(y * np.hanning(len(y)), 8 * len(y)))
+    assert abs(np.fft.rfftfreq(8 * len(y), 1 / SR)[spec.argmax()] - 440.0 * speed) < 0.5
+    with pytest.raises(UserError, match="speed"):
+        C.varispeed(x, 0.0)
+
+
+def test_varispeed_changes_only_clips_with_music():
+    """The semitone draw is taken only for music sources, so non-music clips are the same bits."""
+    cfg = dict(n_clips=40, clip_s=0.5, seed=5, music_fraction=0.3, mixed_fraction=0.1, music_kinds=())
+    asked = []
+
+    def source(rng, dur_s, sr):
+        asked.append(dur_s)
+        return _standin_music_source(rng, dur_s, sr)
+
+    plain = make_corpus(CorpusConfig(**cfg, music_varispeed_semitones=0), music_source=source, audit=False)
+    asked.clear()
+    sped = make_corpus(CorpusConfig(**cfg, music_varispeed_semitones=4), music_source=source, audit=False)
+    non = plain.is_music == 0
+    assert non.any() and np.array_equal(plain.audio[non], sped.audio[non])
+    assert not np.array_equal(plain.audio[~non], sped.audio[~non])
+    ratios = (np.array(asked) - 0.05) / cfg["clip_s"]                 # requested length / clip length
+    semis = 12 * np.log2(ratios)
+    assert np.allclose(semis, np.round(semis), atol=1e-9) and np.abs(semis).max() <= 4 and len(set(np.round(semis))) > 2
 
 
 def test_envelope_match_flattens_long_term_log_mel_profile():

@@ -31,9 +31,9 @@ SPEC = Claim(
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="INCONCLUSIVE", data=("natsound165",),
                    reason=f"{CI_MEASURED}: MS units from the embedded corpus transfer only partly to real sounds: "
-                          "ratio 0.70, 1.53, 1.41 per seed (paper 1.88), the gain over random init is -0.28 to 0.91 "
+                          "ratio 0.70, 1.51, 1.44 per seed (paper 1.88), the gain over random init is -0.13 to 0.95 "
                           "and some non-music categories out-rank Song or Music in 2 of 3 seeds (margin -1.90 to "
-                          "0.25): INCONCLUSIVE. The generated corpus lacks real recordings' music/non-music "
+                          "0.11): INCONCLUSIVE. The generated corpus lacks real recordings' music/non-music "
                           "contrasts"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS",
                       data=("natsound165", "audioset_audio", "audioset_meta")),

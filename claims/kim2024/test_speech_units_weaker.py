@@ -23,7 +23,7 @@ SPEC = Claim(
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="FAIL",
                    reason=f"{CI_MEASURED}: speech-selective units are MORE selective than MS units on the embedded "
-                          "corpus (music minus speech ratio -1.48 to -0.61 in every seed): its synthetic speech "
+                          "corpus (music minus speech ratio -1.47 to -0.56 in every seed): its synthetic speech "
                           "is more distinctive than its music, unlike AudioSet speech (paper 1.31x vs 2.07x)",
                    controls={"swapped_roles": "PASS"},
                    controls_reason="the swapped-roles control is the mirror of the main statistic, so it PASSes "
