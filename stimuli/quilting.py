@@ -266,19 +266,20 @@ class _DftiDescriptor:
             pass
 
 
-def _dfti_plan(n: int, rows: int, forward: bool, double: bool):
-    """A committed descriptor for ``rows`` contiguous real rows of length ``n`` (forward: to ``n // 2 + 1``
-    contiguous complex bins per row; backward: from them, scaled by ``1 / n``), or None.
+def _dfti_plan(n: int, rows: int, forward: bool, double: bool) -> tuple:
+    """``(descriptor, new)``: a committed descriptor for ``rows`` contiguous real rows of length ``n``
+    (forward: to ``n // 2 + 1`` contiguous complex bins per row; backward: from them, scaled by
+    ``1 / n``), or None, and whether it was made by this call (not found in the cache).
 
     The settings are those of torch's ``_plan_mkl_fft`` for a batched 1-D transform along the last
     axis of contiguous tensors. Descriptors are cached per thread and torch thread count."""
     key = (n, rows, forward, double, torch.get_num_threads())
     plans = _DFTI_PLANS.__dict__.setdefault("plans", {})
     if key in plans:
-        return plans[key]
+        return plans[key], False
     lib = _dfti_library()
     if lib is None:
-        return None
+        return None, False
     L = ctypes.c_long
     handle = ctypes.c_void_p()
     create = lib.DftiCreateDescriptor_d_1d if double else lib.DftiCreateDescriptor_s_1d
@@ -295,11 +296,11 @@ def _dfti_plan(n: int, rows: int, forward: bool, double: bool):
         status = status or lib.DftiSetValue(handle, L(param), value)
     status = status or lib.DftiCommitDescriptor(handle)
     if status:
-        return None
+        return None, False
     if len(plans) >= _DFTI_MAX_PLANS:              # drop the oldest (freed once no bound transform uses it)
         plans.pop(next(iter(plans)))
     plans[key] = plan
-    return plan
+    return plan, True
 
 
 class _RealFFT:
@@ -314,6 +315,7 @@ class _RealFFT:
     def __init__(self, n: int, dtype: torch.dtype, device: torch.device):
         self.n = n
         self.double = dtype == torch.float64
+        self.spectrum_dtype = torch.complex128 if self.double else torch.complex64
         self.direct = device.type == "cpu" and dtype in (torch.float32, torch.float64) and _DFTI["ok"]
         self.plans = {}                                               # (rows, forward) -> descriptor
 
@@ -321,16 +323,13 @@ class _RealFFT:
         plan = self.plans.get((rows, forward))
         if plan is not None:
             return plan
-        plans = _DFTI_PLANS.__dict__.setdefault("plans", {})
-        key = (self.n, rows, forward, self.double, torch.get_num_threads())
-        fresh = key not in plans
-        plan = _dfti_plan(*key[:4])
+        plan, fresh = _dfti_plan(self.n, rows, forward, self.double)
         if plan is not None and fresh:                                # one check per new descriptor
             g = torch.Generator().manual_seed(rows)
             dtype = torch.float64 if self.double else torch.float32
             x = torch.randn((rows, self.n), generator=g, dtype=dtype)
             if forward:
-                got, want = torch.empty((rows, self.n // 2 + 1), dtype=torch.fft.rfft(x[:1]).dtype), torch.fft.rfft(x)
+                got, want = torch.empty((rows, self.n // 2 + 1), dtype=self.spectrum_dtype), torch.fft.rfft(x)
             else:
                 x = torch.fft.rfft(x)
                 got, want = torch.empty((rows, self.n), dtype=dtype), torch.fft.irfft(x, n=self.n)
@@ -378,21 +377,13 @@ class _RealFFT:
 
     def rfft(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out[...] = torch.fft.rfft(x)``; ``x`` (rows, n) and ``out`` (rows, n // 2 + 1) contiguous."""
-        plan = self._plan(x.shape[0], True) if self.direct else None
-        if plan is None:
-            return torch.fft.rfft(x, out=out)
-        self._check(x, out, True)
-        self._run(plan, True, x, out)
+        self.bind(x, out, True)()
         return out
 
     def irfft(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out[...] = torch.fft.irfft(x, n)``; ``x`` (rows, n // 2 + 1) and ``out`` (rows, n) contiguous.
         ``x`` may be overwritten (MKL's complex-to-real transforms may use their input as work space)."""
-        plan = self._plan(x.shape[0], False) if self.direct else None
-        if plan is None:
-            return torch.fft.irfft(x, n=self.n, out=out)
-        self._check(x, out, False)
-        self._run(plan, False, x, out)
+        self.bind(x, out, False)()
         return out
 
 
@@ -470,7 +461,7 @@ def _border_features(x: torch.Tensor, plist: list, sr: int) -> list:
         # page faults and cache misses)
         fft = _RealFFT(n_fft, x.dtype, x.device)
         spec_buf = torch.empty((min(n, chunk) * n_rows, n_fft // 2 + 1),
-                               dtype=torch.complex128 if x.dtype == torch.float64 else torch.complex64, device=x.device)
+                               dtype=fft.spectrum_dtype, device=x.device)
         power_buf = torch.empty((min(n, chunk), n_rows, hi - lo), dtype=x.dtype, device=x.device)
         logmel = torch.empty((n, n_rows, n_mels), dtype=x.dtype, device=x.device)
         for c0 in range(0, n, chunk):
@@ -642,7 +633,7 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
         # the transforms write into buffers reused across blocks and steps: heads' spectra (block
         # rows), the continuations' spectra and their correlations with the heads (B rows)
         fft = _RealFFT(n_fft, xp.dtype, dev)
-        cdtype = torch.complex128 if xp.dtype == torch.float64 else torch.complex64
+        cdtype = fft.spectrum_dtype
         hf_buf = torch.empty((block_rows, n_fft // 2 + 1), dtype=cdtype, device=dev)
         u_buf = torch.zeros((B, n_fft), dtype=xp.dtype, device=dev)
         spec_buf = torch.empty((B, n_fft // 2 + 1), dtype=cdtype, device=dev)
@@ -733,22 +724,9 @@ def _as_batch(x, device, dtype) -> torch.Tensor:
     return t.to(device=device, dtype=dtype)
 
 
-def start_segments(n_clips: int, n_seg, seed: int):
-    """Random first segment per clip: clip ``i`` uses ``np.random.default_rng([seed, i]).integers(n_seg)``.
-
-    ``n_seg`` may be a sequence of segment counts (one per size): then a list of arrays, each drawn
-    from a fresh ``default_rng([seed, i])``. The generator of each clip is seeded once and restored
-    to its initial state for each further size (the same draws; seeding costs five restores)."""
-    counts = [int(n_seg)] if np.ndim(n_seg) == 0 else [int(c) for c in n_seg]
-    out = np.empty((len(counts), n_clips), dtype=np.int64)
-    for i in range(n_clips):
-        rng = np.random.default_rng([int(seed), i])
-        initial = rng.bit_generator.state
-        for j, c in enumerate(counts):
-            if j:
-                rng.bit_generator.state = initial
-            out[j, i] = rng.integers(c)
-    return out[0] if np.ndim(n_seg) == 0 else list(out)
+def start_segments(n_clips: int, n_seg: int, seed: int) -> np.ndarray:
+    """Random first segment per clip: clip ``i`` uses ``np.random.default_rng([seed, i])``."""
+    return np.array([np.random.default_rng([int(seed), i]).integers(n_seg) for i in range(n_clips)], dtype=np.int64)
 
 
 def quilt_batch(x, sr: int, seg_ms: float, ordering: str = "kim2024", seed: int = 0,
@@ -798,7 +776,7 @@ def quilt_multi(x, sr: int, seg_ms=KIM_SEG_MS, ordering: str = "kim2024", seed: 
     plist = [quilt_params(xt.shape[1], sr, ms, ordering, **params) for ms in seg_ms]
     out = {}
     multi = [p for p in plist if p.n_seg > 1]
-    first = start_segments(n, [p.n_seg for p in plist], seed)
+    first = [start_segments(n, p.n_seg, seed) for p in plist]
     for ms, p, f in zip(seg_ms, plist, first):
         if p.n_seg == 1:
             out[float(ms)] = Quilt(xt[:, : p.seg_samples].to(torch.float32).cpu().numpy(),
