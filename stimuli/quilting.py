@@ -1046,6 +1046,11 @@ def _cpu_times() -> tuple:
     return r.ru_utime, r.ru_stime
 
 
+def _ratio(num: float, den: float) -> float:
+    """``num / den``, NaN when ``den`` is 0 (a time below its clock's resolution)."""
+    return num / den if den > 0 else float("nan")
+
+
 def benchmark_quilting(n_clips: int = 16, sr: int = 22050, clip_s: float = 10.0,
                        seg_ms=KIM_SEG_MS, ordering: str = "kim2024", n_reference_clips: int | None = None,
                        n_oracle_clips: int = 2, repeats: int = 5, device: str | torch.device = "cpu",
@@ -1063,7 +1068,9 @@ def benchmark_quilting(n_clips: int = 16, sr: int = 22050, clip_s: float = 10.0,
     system: on a shared machine, time spent waiting for a core is not counted; with several torch
     threads it sums their time), and the medians are compared. The user / system split and
     wall-clock medians are reported too (system time is mostly the kernel zeroing fresh pages for
-    the quilts and temporaries, and varies from run to run on a virtual machine).
+    the quilts and temporaries, and varies from run to run on a virtual machine). The split is the
+    kernel's: it divides the precise total by where its clock ticks fell, so over a run of a few
+    milliseconds either part can read 0, and a ratio over a zero time is NaN, not an error.
 
     Returns
     -------
@@ -1120,10 +1127,10 @@ def benchmark_quilting(n_clips: int = 16, sr: int = 22050, clip_s: float = 10.0,
     med = {k: float(np.median(v)) for k, v in cpu.items()}
     med_user = {k: float(np.median(v)) for k, v in user.items()}
     return dict(ms_per_clip_fast=med["fast"], ms_per_clip_reference=med["reference"],
-                speedup=med["reference"] / med["fast"], ms_per_clip_reference_oracle=med["oracle"],
-                speedup_vs_oracle=med["oracle"] / med["fast"], timer="process_time",
+                speedup=_ratio(med["reference"], med["fast"]), ms_per_clip_reference_oracle=med["oracle"],
+                speedup_vs_oracle=_ratio(med["oracle"], med["fast"]), timer="process_time",
                 user_ms_per_clip=med_user, sys_ms_per_clip={k: float(np.median(v)) for k, v in system.items()},
-                speedup_user=med_user["reference"] / med_user["fast"],
+                speedup_user=_ratio(med_user["reference"], med_user["fast"]),
                 wall_ms_per_clip={k: float(np.median(v)) for k, v in wall.items()},
                 fast_ms_per_repeat=cpu["fast"], reference_ms_per_repeat=cpu["reference"],
                 oracle_ms_per_repeat=cpu["oracle"],
