@@ -16,13 +16,11 @@ help:
 	@sed -n '1,4p' Makefile
 
 # The install peaks at about 8 GB on disk (a 6.2 GB venv, most of it torch's CUDA libraries, plus
-# pip's unpacking); check first, so a full disk is one line, not a pip traceback halfway through.
+# pip's unpacking); harness/preflight.py checks first, so a full disk is one line, not a pip
+# traceback halfway through.
 INSTALL_GB ?= 9
 $(VENV)/.installed: pyproject.toml requirements.lock
-	@test -x $(PY) || $(PYTHON) -c 'import os, shutil, sys; d = os.path.dirname(os.path.abspath(sys.argv[1])); \
-	free = shutil.disk_usage(d).free / 2**30; need = float(sys.argv[2]); \
-	free >= need or sys.exit(f"make: the install needs about {need:.0f} GB free on the disk of {d}, which has {free:.1f} GB; free some space, or set VENV= to a directory on a larger disk (INSTALL_GB= overrides the check)")' \
-	"$(VENV)" "$(INSTALL_GB)"
+	@test -x $(PY) || $(PYTHON) harness/preflight.py "$(VENV)" "$(INSTALL_GB)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24" "setuptools>=69,<82"
 	$(PY) -m pip install --quiet --no-deps -r requirements.lock
