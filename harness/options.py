@@ -58,17 +58,20 @@ class DataRoots:
         self._values = {k: v for k, v in values.items() if v}
 
     @classmethod
+    def resolve(cls, options: dict) -> "DataRoots":
+        """Each root from ``options[key]``, else its environment variable, else its default."""
+        return cls({key: options.get(key) or os.environ.get(root.env) or root.default
+                    for key, root in DATA_ROOTS.items()})
+
+    @classmethod
     def from_config(cls, config) -> "DataRoots":
-        vals = {}
-        for key, root in DATA_ROOTS.items():
-            opt = config.getoption(root.option.lstrip("-").replace("-", "_"), default=None)
-            vals[key] = opt or os.environ.get(root.env) or root.default
-        return cls(vals)
+        return cls.resolve({key: config.getoption(root.option.lstrip("-").replace("-", "_"), default=None)
+                            for key, root in DATA_ROOTS.items()})
 
     @classmethod
     def from_env(cls) -> "DataRoots":
         """Roots from the environment variables and defaults alone (for scripts outside pytest)."""
-        return cls({key: os.environ.get(root.env) or root.default for key, root in DATA_ROOTS.items()})
+        return cls.resolve({})
 
     def candidate(self, key: str) -> Path | None:
         v = self._values.get(key)

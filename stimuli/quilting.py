@@ -333,7 +333,7 @@ class _RealFFT:
             else:
                 x = torch.fft.rfft(x)
                 got, want = torch.empty((rows, self.n), dtype=dtype), torch.fft.irfft(x, n=self.n)
-            self._run(plan, forward, x, got)
+            self._compute(plan, forward, x, got)()
             if not torch.equal(got, want):                            # pragma: no cover (other MKL setups)
                 _DFTI["ok"] = False
                 plan = None
@@ -350,10 +350,16 @@ class _RealFFT:
             raise ValueError(f"_RealFFT: expected contiguous {shapes}, got {tuple(x.shape)}, {tuple(out.shape)}")
 
     @staticmethod
-    def _run(plan, forward: bool, x: torch.Tensor, out: torch.Tensor) -> None:
+    def _compute(plan, forward: bool, x: torch.Tensor, out: torch.Tensor):
+        """A function of no arguments running ``plan`` from ``x`` into ``out`` (it keeps all three alive)."""
         compute = plan.lib.DftiComputeForward if forward else plan.lib.DftiComputeBackward
-        if compute(plan.handle, x.data_ptr(), out.data_ptr()):
-            raise RuntimeError("MKL DFTI compute failed")              # pragma: no cover
+        args = (plan.handle, x.data_ptr(), out.data_ptr())
+
+        def run():
+            if compute(*args):
+                raise RuntimeError("MKL DFTI compute failed")          # pragma: no cover
+            return out, x, plan
+        return run
 
     def bind(self, x: torch.Tensor, out: torch.Tensor, forward: bool = True):
         """A function of no arguments that writes ``rfft(x)`` (``forward``) or ``irfft(x, n)`` into
@@ -366,14 +372,7 @@ class _RealFFT:
                 return lambda: torch.fft.rfft(x, out=out)
             return lambda: torch.fft.irfft(x, n=n, out=out)
         self._check(x, out, forward)
-        compute = plan.lib.DftiComputeForward if forward else plan.lib.DftiComputeBackward
-        args = (plan.handle, x.data_ptr(), out.data_ptr())
-
-        def run():
-            if compute(*args):
-                raise RuntimeError("MKL DFTI compute failed")          # pragma: no cover
-            return out, x, plan                                      # (and keeps them alive)
-        return run
+        return self._compute(plan, forward, x, out)
 
     def rfft(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out[...] = torch.fft.rfft(x)``; ``x`` (rows, n) and ``out`` (rows, n // 2 + 1) contiguous."""
