@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 
 import pytest
 
-from harness.spec import PASS, Claim, Evidence, evaluate
+from harness.spec import INCONCLUSIVE, PASS, Claim, Evidence, assess_competence, evaluate
 
 REPORT_FIELDS = ("claim_id", "paper", "tier", "statistic", "reported", "value", "ci_low", "ci_high",
                  "comparator", "threshold", "verdict", "expected", "controls", "mlflow_run_id", "seconds")
@@ -32,6 +32,7 @@ class Session:
     report_dir: Path
     parent_run_id: str | None = None
     verbose: bool = True
+    settings_override: dict | None = None
 
     def parent(self) -> str | None:
         if self.tracker is None:
@@ -95,6 +96,9 @@ class ClaimRun:
         self.settings = dict(tier.settings)
         if session.seeds_override is not None:
             self.settings["seeds"] = session.seeds_override
+        #: ``--set`` overrides that apply to this claim (keys it has); recorded everywhere
+        self.overridden = {k: v for k, v in (session.settings_override or {}).items() if k in self.settings}
+        self.settings.update(self.overridden)
         n_seeds = self.settings.get("seeds", 1)
         self.seeds = list(range(n_seeds)) if isinstance(n_seeds, int) else list(n_seeds)
         self.device = session.device
@@ -113,7 +117,8 @@ class ClaimRun:
             self.run_id = session.tracker.start_run(name, session.parent(), tags={
                 "mec.level": "claim", "mec.claim_id": spec.id, "mec.paper": spec.paper.key,
                 "mec.tier": self.tier, "mec.variant": variant, "mec.spec_sha256": spec.sha256(),
-                "mec.pytest_nodeid": nodeid, "mlflow.runType": "test", "mec.verdict": "RUNNING"})
+                "mec.pytest_nodeid": nodeid, "mlflow.runType": "test", "mec.verdict": "RUNNING",
+                **({"mec.settings_overridden": json.dumps(self.overridden)} if self.overridden else {})})
 
     # ----------------------------------------------------------- resources
     def require_data(self, key: str):
@@ -170,6 +175,21 @@ class ClaimRun:
             self.session.tracker.log_artifact(self.run_id, path, "figures")
         return path
 
+    def log_learning_curves(self, curves: Mapping[str, Mapping[str, list]], name: str = "learning_curves") -> Path:
+        """One figure of training curves: a panel per metric, a line per seed or condition.
+
+        Parameters
+        ----------
+        curves : mapping
+            ``{"seed 0": {"train_loss": [...], "val_map": [...]}, ...}``; each list is one value per
+            epoch (or logging step). Metrics missing from a line are skipped.
+        name : str
+            Figure name (``learning_curves_<name>.png`` unless it already starts with it).
+        """
+        fig = learning_curves_figure(curves, title=f"{self.spec.id}: {name}")
+        stem = name if name.startswith("learning_curves") else f"learning_curves_{name}"
+        return self.log_figure(fig, stem)
+
     # ---------------------------------------------------------- conclusion
     def conclude(self, result: Mapping[str, Evidence]) -> dict:
         """Evaluate the claim and its controls, log everything and build the report row."""
@@ -177,6 +197,10 @@ class ClaimRun:
         if not isinstance(result, Mapping) or "main" not in result:
             raise TypeError(f"{spec.id}: the claim function must return {{'main': Evidence, <control>: Evidence}}")
         verdict, per = evaluate(spec, result["main"], require_all=True)
+        measured_verdict = verdict
+        competence, inconclusive_reason = assess_competence(spec, result["main"], self.tier)
+        if inconclusive_reason:  # a model that did not learn its task earns no verdict
+            verdict = INCONCLUSIVE
         controls, control_detail, mismatches = {}, {}, []
         for name, declared in spec.declared_controls(self.tier).items():
             accepted = (declared,) if isinstance(declared, str) else tuple(declared)
@@ -203,13 +227,15 @@ class ClaimRun:
             "comparator": head.comparator, "threshold": head.threshold, "threshold_source": head.source,
             "verdict": verdict, "expected": expected,
             "expected_reason": self.tier_spec.reason, "controls": controls,
+            "competence": competence, "competent": (not inconclusive_reason) if competence else None,
+            "inconclusive_reason": inconclusive_reason, "measured_verdict": measured_verdict,
             "controls_redeclared": ({k: list(v) if not isinstance(v, str) else v
                                      for k, v in self.tier_spec.controls.items()} | {"reason": self.tier_spec.controls_reason}
                                     if self.tier_spec.controls else {}),
             "control_mismatches": mismatches, "criteria": per,
             "mlflow_run_id": self.run_id, "seconds": round(time.perf_counter() - self._t0, 2),
             "spec_sha256": spec.sha256(), "nodeid": self.nodeid, "device": str(self.device),
-            "settings": self.settings, "seeds": self.seeds,
+            "settings": self.settings, "seeds": self.seeds, "settings_overridden": self.overridden,
             "cache_hits": sum(e.outcome == "hit" for e in self.cache.events[self._cache_events0:]),
             "cache_misses": sum(e.outcome != "hit" for e in self.cache.events[self._cache_events0:]),
             "figures": [str(p) for p in self.figures],
@@ -245,7 +271,15 @@ class ClaimRun:
             for k in ("value", "low", "high", "p"):
                 if e.get(k) is not None:
                     metrics[f"{stat}.{k}"] = e[k]
+        for c in row["competence"]:
+            for k in ("value", "low", "high"):
+                if c.get(k) is not None:
+                    metrics[f"competence.{c['name']}.{k}"] = c[k]
+            metrics[f"competence.{c['name']}.threshold"] = c["threshold"]
         tags = {"mec.verdict": row["verdict"], "mec.expected": row["expected"],
+                "mec.competent": "n/a" if row["competent"] is None else str(row["competent"]),
+                "mec.inconclusive_reason": row["inconclusive_reason"] or "",
+                "mec.measured_verdict": row["measured_verdict"],
                 "mec.outcome": row["outcome"], "mec.controls": json.dumps(controls),
                 "mec.controls_ok": str(not row["control_mismatches"]),
                 "mlflow.note.content": _note(spec, row)}
@@ -275,12 +309,40 @@ class ClaimRun:
         return row
 
 
+def learning_curves_figure(curves: Mapping[str, Mapping[str, list]], title: str = ""):
+    """A matplotlib figure of ``curves`` (see :meth:`ClaimRun.log_learning_curves`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = sorted({m for c in curves.values() for m, v in c.items() if v is not None and len(v)})
+    if not metrics:
+        raise ValueError("learning curves: no metric has any values")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 2.8), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        for label, c in curves.items():
+            v = c.get(m)
+            if v is not None and len(v):
+                ax.plot(range(1, len(v) + 1), list(v), label=label, lw=1.2)
+        ax.set_title(m, fontsize=9)
+        ax.set_xlabel("epoch / step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def _note(spec: Claim, row: dict) -> str:
     lo, hi = row["ci_low"], row["ci_high"]
     return (f"**{row['verdict']}** (expected {row['expected']}) — {spec.finding}\n\n"
             f"{spec.statistic}: {_fmt(row['value'])} [{_fmt(lo)}, {_fmt(hi)}] "
             f"{row['comparator']} {row['threshold']:g}; paper: {spec.reported_text}.\n\n"
-            f"Controls: {', '.join(f'{k}={v}' for k, v in row['controls'].items())}")
+            f"Controls: {', '.join(f'{k}={v}' for k, v in row['controls'].items())}"
+            + (f"\n\n**{row['inconclusive_reason']}** (measured verdict {row['measured_verdict']})"
+               if row.get("inconclusive_reason") else ""))
 
 
 def _fmt(x) -> str:

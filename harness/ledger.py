@@ -25,12 +25,14 @@ def render() -> str:
     specs = sorted(discover().values(), key=lambda s: s.id)
     lines = ["# Claim ledger", "",
              "Generated from the specs by `python -m harness.ledger --write`; do not edit by hand.", "",
-             "| claim | paper | criteria | controls (ci) | ci | paper tier |", "|---|---|---|---|---|---|"]
+             "| claim | paper | criteria | competence (ci) | controls (ci) | ci | paper tier |",
+             "|---|---|---|---|---|---|---|"]
     for s in specs:
         crit = "; ".join(f"`{c.text()}`" for c in s.criteria)
         ci = s.tiers["ci"]
         paper = s.tiers.get("paper")
-        lines.append(f"| `{s.id}` | {s.paper.key} | {crit} | {_controls(s, 'ci')} | expect {ci.expect} | "
+        comp = "; ".join(f"`{c.text('ci')}`" for c in s.competence) or "—"
+        lines.append(f"| `{s.id}` | {s.paper.key} | {crit} | {comp} | {_controls(s, 'ci')} | expect {ci.expect} | "
                      f"{'expect ' + paper.expect if paper else '—'} |")
     lines += [""]
     for s in specs:
@@ -41,6 +43,11 @@ def render() -> str:
         for c in s.criteria:
             lines.append(f"- criterion `{c.text()}` — threshold source: {c.source}"
                          + (f"; {c.description}" if c.description else ""))
+        for c in s.competence:
+            per_tier = ", ".join(f"{c.comparator} {thr:g} at {t}" for t, thr in c.thresholds.items())
+            lines.append(f"- competence `{c.name}` of `{c.condition}`: {c.metric}, {per_tier} — source: {c.source}"
+                         + (f"; baseline: {c.baseline}" if c.baseline else "")
+                         + " (below it the claim is INCONCLUSIVE: model did not learn its task)")
         for name, v in s.controls.items():
             note = s.control_notes.get(name, "")
             lines.append(f"- control `{name}` must get {v}" + (f": {note}" if note else ""))

@@ -32,6 +32,9 @@ def pytest_addoption(parser):
     g.addoption("--device", default=os.environ.get("MEC_DEVICE", "auto"),
                 help="torch device: auto, cpu, cuda or cuda:N (default auto)")
     g.addoption("--seeds", type=int, default=None, help="override the tier's number of seeds")
+    g.addoption("--set", action="append", default=[], metavar="KEY=VALUE", dest="mec_set",
+                help="override a tier setting of every selected claim that has it (JSON value, e.g. "
+                     "--set epochs=2 --set lr=0); recorded in the report and MLflow: not the tier's run")
     g.addoption("--mlflow-uri", default=os.environ.get("MEC_MLFLOW_URI", DEFAULT_MLFLOW_URI),
                 help=f"MLflow tracking URI (default {DEFAULT_MLFLOW_URI}); 'none' disables tracking")
     g.addoption("--cache-dir", default=None,
@@ -91,7 +94,25 @@ def _build_state(config) -> dict:
             "cache": Cache(cache_dir) if cache_dir else Cache(default_cache_root()),
             "data": DataRoots.from_config(config), "report_root": report_root,
             "session": None, "rows": [], "t0": time.time(), "is_worker": worker is not None,
-            "shard": shard, "threads": threads}
+            "shard": shard, "threads": threads,
+            "settings_override": parse_settings_override(config.getoption("mec_set"))}
+
+
+def parse_settings_override(items) -> dict:
+    """``["epochs=2", "lr=0"]`` → ``{"epochs": 2, "lr": 0}`` (JSON values, else the string)."""
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE (e.g. --set epochs=2)")
+        if key == "seeds":
+            raise UserError("--set seeds=...: use --seeds N for the number of seeds")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 def _worker_resources(device, worker_id: str | None):
@@ -161,6 +182,7 @@ def _session(config):
         st["session"] = Session(
             session_id=st["session_id"], tier=st["tier"], device=st["device"],
             seeds_override=st["seeds"], cache=st["cache"], data=st["data"], tracker=tracker,
+            settings_override=st["settings_override"],
             session_tags=session_tags(st), report_dir=st["report_root"] / st["session_id"][:12],
             verbose=config.getoption("verbose") >= 0)
     return st["session"]
@@ -206,6 +228,8 @@ def pytest_collection_modifyitems(config, items):
     st = config.stash[_STATE]
     if st["shard"] is not None:
         _select_shard(config, items, *st["shard"])
+    if st["settings_override"]:
+        _check_settings_override(items, st["tier"], st["settings_override"])
     if st["device"].type != "cuda":
         skip_gpu = pytest.mark.skip(reason=f"needs a CUDA device (running on {st['device']})")
         for item in items:
@@ -221,6 +245,20 @@ def pytest_collection_modifyitems(config, items):
             reason = st["data"].missing_reason(key)
             if reason:
                 raise pytest.UsageError(f"{spec.id} at --tier paper: {reason}")
+
+
+def _check_settings_override(items, tier: str, override: dict) -> None:
+    """Every ``--set`` key must be a setting of at least one selected claim at the tier (a typo is
+    one line, not a silently ignored option)."""
+    known = set()
+    for item in items:
+        spec = getattr(getattr(item, "function", None), "__claim_spec__", None)
+        if spec is not None and tier in spec.tiers:
+            known |= set(spec.tiers[tier].settings)
+    unknown = sorted(set(override) - known)
+    if unknown and known:
+        raise pytest.UsageError(f"--set {', '.join(unknown)}: no selected claim has such a setting at tier {tier}; "
+                                f"known settings: {', '.join(sorted(known))}")
 
 
 def _select_shard(config, items, index: int, count: int) -> None:
@@ -312,6 +350,8 @@ def skipped_row(item, spec, reason: str) -> dict:
 def _failure_text(row: dict) -> str:
     lines = [f"{row['claim_id']}{'[' + row['variant'] + ']' if row.get('variant') else ''}: "
              f"verdict {row['verdict']}, expected {row['expected']}"]
+    if row.get("inconclusive_reason"):
+        lines.append(f"  {row['inconclusive_reason']} (measured verdict {row.get('measured_verdict')})")
     for stat, d in row.get("criteria", {}).items():
         e = d["estimate"]
         lines.append(f"  {stat} = {_f(e['value'])} [{_f(e['low'])}, {_f(e['high'])}] "
@@ -363,6 +403,9 @@ class ClaimsReporter:
         tr = terminalreporter
         kind = "REPLICATION" if st["tier"] == "paper" else "smoke test, not a replication"
         tr.section(f"claims: {st['tier']} tier ({kind})")
+        if st["settings_override"]:
+            tr.write_line(f"settings overridden by --set: {json.dumps(st['settings_override'])} "
+                          f"(not the tier's declared settings)")
         for line in terminal_table(self.rows):
             tr.write_line(line)
         tr.write_line("")

@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-COLUMNS = ("claim", "paper value", "our value [interval]", "threshold", "verdict", "expected", "controls")
+COLUMNS = ("claim", "paper value", "our value [interval]", "threshold", "verdict", "expected", "competence",
+           "controls")
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -42,7 +43,24 @@ def _cells(row: dict) -> list[str]:
     mark = {"passed": "", "xfailed": " (declared)", "failed": " ✗", "xpassed-strict": " ✗ unexpected",
             "error": " ✗", "skipped": ""}.get(row.get("outcome", ""), "")
     reported = row.get("reported") or "—"
-    return [_claim_name(row), reported[:38], value, thr, row["verdict"] + mark, str(row.get("expected")), controls]
+    return [_claim_name(row), reported[:38], value, thr, row["verdict"] + mark, str(row.get("expected")),
+            _competence_cell(row), controls]
+
+
+def _competence_cell(row: dict) -> str:
+    """``met``, ``undertrained`` or ``—`` (no trained condition declared, or no verdict)."""
+    if row.get("competent") is None:
+        return "—"
+    return "met" if row["competent"] else "undertrained"
+
+
+def _competence_lines(row: dict) -> list[str]:
+    out = []
+    for c in row.get("competence") or []:
+        out.append(f"`{c['name']}` ({c['condition']}) = {_fmt(c['value'])} [{_fmt(c['low'])}, {_fmt(c['high'])}] "
+                   f"{c['comparator']} {c['threshold']:g} → {'met' if c['met'] else 'NOT met'}"
+                   + (f"; baseline: {c['baseline']}" if c.get("baseline") else ""))
+    return out
 
 
 def terminal_table(rows: list[dict]) -> list[str]:
@@ -57,8 +75,15 @@ def terminal_table(rows: list[dict]) -> list[str]:
     for r in rows:
         counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
     out.append("")
+    under = [r for r in rows if r.get("inconclusive_reason")]
+    for r in sorted(under, key=lambda r: (r["claim_id"], r.get("variant", ""))):
+        out.append(f"undertrained: {_claim_name(r)}: {r['inconclusive_reason']} "
+                   f"(measured verdict {r.get('measured_verdict')})")
+    if under:
+        out.append("")
     out.append("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) +
-               f"; controls mismatched: {sum(bool(r.get('control_mismatches')) for r in rows)}")
+               f"; controls mismatched: {sum(bool(r.get('control_mismatches')) for r in rows)}; "
+               f"undertrained: {len(under)}")
     hits = sum(r.get("cache_hits", 0) for r in rows)
     misses = sum(r.get("cache_misses", 0) for r in rows)
     out.append(f"cache: {hits} hits, {misses} misses (built); claim time {sum(r.get('seconds') or 0 for r in rows):.0f} s")
@@ -70,12 +95,16 @@ def markdown(rows: list[dict], meta: dict) -> str:
     kind = "a replication at the paper's sizes" if tier == "paper" else \
         "a smoke test on embedded corpora and reduced models: NOT a replication"
     lines = [f"# Claims report: `{tier}` tier", "",
-             f"This run is {kind}.", "",
-             f"- session: `{meta.get('session_id', '?')}`",
-             f"- git commit: `{meta.get('git_commit', '?')}`",
-             f"- device: `{meta.get('device', '?')}`",
-             f"- written: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+             f"This run is {kind}.", ""]
+    overridden = sorted({json.dumps(r["settings_overridden"], sort_keys=True) for r in rows
+                         if r.get("settings_overridden")})
+    if overridden:
+        lines += [f"**Settings overridden by `--set`: {', '.join(overridden)}**: not the tier's declared settings.", ""]
+    lines += [f"- session: `{meta.get('session_id', '?')}`",
+              f"- git commit: `{meta.get('git_commit', '?')}`",
+              f"- device: `{meta.get('device', '?')}`",
+              f"- written: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}", "",
+              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in sorted(rows, key=lambda r: (r["claim_id"], r.get("variant", ""))):
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |")
     lines += ["", "## Details", ""]
@@ -91,6 +120,11 @@ def markdown(rows: list[dict], meta: dict) -> str:
             lines.append(f"- `{stat}` = {_fmt(e['value'])} [{_fmt(e['low'])}, {_fmt(e['high'])}]"
                          f"{' p=' + _fmt(e['p']) if e.get('p') is not None else ''} "
                          f"{d['comparator']} {d['threshold']:g} → {d['verdict']} ({e.get('method', '')})")
+        for c in _competence_lines(r):
+            lines.append(f"- competence {c}")
+        if r.get("inconclusive_reason"):
+            lines.append(f"- **INCONCLUSIVE: {r['inconclusive_reason']}** (measured verdict "
+                         f"{r.get('measured_verdict')})")
         for name, v in (r.get("controls") or {}).items():
             lines.append(f"- control `{name}`: {v}")
         if r.get("controls_redeclared"):

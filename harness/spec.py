@@ -13,6 +13,10 @@ Verdict rule for one criterion with interval ``[low, high]`` and comparator ``>`
 
 ``<`` / ``<=`` mirror this. A claim PASSes when every criterion passes, FAILs when any fails,
 and is INCONCLUSIVE otherwise.
+
+A model earns its claim: each trained condition a verdict rests on declares a :class:`Competence`
+(its own task's metric on held-out data, with a threshold per tier). When the main condition's
+models miss it, the verdict is INCONCLUSIVE ("model did not learn its task"), never PASS or FAIL.
 """
 from __future__ import annotations
 
@@ -98,6 +102,76 @@ class Criterion:
 
 
 @dataclass(frozen=True)
+class Competence:
+    """What a trained condition must reach on its own task before its representations are judged.
+
+    Declared once per trained condition (in the paper's conditions module) and referenced by every
+    claim whose verdict rests on that condition; it is part of the claim's spec hash.
+
+    Parameters
+    ----------
+    name : str
+        Key of the :class:`~analysis.stats.Estimate` in ``Evidence.competence`` (e.g.
+        ``"without_music.test_map"``).
+    condition : str
+        The trained condition it gates (e.g. ``"without_music"``).
+    metric : str
+        The task metric in words, with the held-out data it is measured on.
+    comparator : {">", ">=", "<", "<="}
+    thresholds : mapping of tier name to float
+        One threshold per tier the claim declares (a tier's models and task differ).
+    source : str
+        Where each threshold comes from (a measurement, the paper's value...).
+    baseline : str
+        The same metric for an untrained / chance / prior model, in words with its value.
+
+    A competence is met when its criterion PASSes on the estimate's interval: for
+    ``Estimate.over_seeds`` that is every seed's model meeting the threshold.
+    """
+
+    name: str
+    condition: str
+    metric: str
+    comparator: str
+    thresholds: Mapping
+    source: str
+    baseline: str = ""
+
+    def __post_init__(self):
+        if self.comparator not in COMPARATORS:
+            raise ValueError(f"competence {self.name!r}: comparator {self.comparator!r} is not one of {COMPARATORS}")
+        for t in self.thresholds:
+            if t not in TIERS:
+                raise ValueError(f"competence {self.name!r}: unknown tier {t!r}")
+        if not self.source:
+            raise ValueError(f"competence {self.name!r}: a threshold needs its source")
+        object.__setattr__(self, "thresholds", {k: float(v) for k, v in self.thresholds.items()})
+
+    def criterion(self, tier: str) -> Criterion:
+        return Criterion(self.name, self.comparator, self.thresholds[tier], source=self.source)
+
+    def text(self, tier: str) -> str:
+        return f"{self.name} {self.comparator} {self.thresholds[tier]:g}"
+
+    def judge(self, est: Estimate, tier: str) -> dict:
+        """Whether ``est`` meets this competence at ``tier``, as a report-ready dict."""
+        crit = self.criterion(tier)
+        met = crit.verdict(est) == PASS
+        d = {"name": self.name, "condition": self.condition, "metric": self.metric,
+             "comparator": self.comparator, "threshold": crit.threshold, "met": met,
+             "value": est.value, "low": est.low, "high": est.high, "n": est.n, "method": est.method,
+             "baseline": self.baseline}
+        if not met:
+            bound = est.low if self.comparator in (">", ">=") else est.high
+            shown = "" if bound is None or _nan(bound) or bound == est.value else \
+                f" ({'worst' if est.method and 'seed' in est.method else 'bound'} {bound:.3g})"
+            miss = {">": "<=", ">=": "<", "<": ">=", "<=": ">"}[self.comparator]
+            value = "nan" if est.value is None or _nan(est.value) else f"{est.value:.3g}"
+            d["reason"] = f"{self.name} {value}{shown} {miss} {crit.threshold:g}"
+        return d
+
+
+@dataclass(frozen=True)
 class Tier:
     """Settings of a claim at one tier and whether it is expected to replicate there.
 
@@ -169,6 +243,9 @@ class Claim:
         What each control is, in words.
     version : int
         Bump when the claim's logic changes (not its thresholds: those are hashed).
+    competence : sequence of Competence
+        The trained conditions' own-task competences the verdict rests on (the main condition's
+        models); missing any turns the verdict INCONCLUSIVE.
     """
 
     id: str
@@ -184,9 +261,20 @@ class Claim:
     control_notes: Mapping = field(default_factory=dict)
     notes: str = ""
     version: int = 1
+    competence: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "criteria", tuple(self.criteria))
+        object.__setattr__(self, "competence", tuple(self.competence))
+        names = [c.name for c in self.competence]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.id}: competence names must be unique")
+        for c in self.competence:
+            if not isinstance(c, Competence):
+                raise ValueError(f"{self.id}: competence entries must be harness.spec.Competence, got {c!r}")
+            missing = [t for t in self.tiers if t not in c.thresholds]
+            if missing:
+                raise ValueError(f"{self.id}: competence {c.name!r} has no threshold for tier(s) {', '.join(missing)}")
         object.__setattr__(self, "controls", dict(self.controls))
         object.__setattr__(self, "tiers", dict(self.tiers))
         object.__setattr__(self, "control_notes", dict(self.control_notes))
@@ -264,11 +352,15 @@ class Evidence:
     values : mapping
         Extra numbers worth keeping (per-seed values, baselines); JSON-able.
     note : str
+    competence : mapping of competence name to Estimate
+        The condition's models on their own task (held-out), one value per seed; required for the
+        main condition for every :class:`Competence` the claim declares.
     """
 
     estimates: Mapping
     values: Mapping = field(default_factory=dict)
     note: str = ""
+    competence: Mapping = field(default_factory=dict)
 
 
 def combine(verdicts) -> str:
@@ -301,6 +393,32 @@ def evaluate(spec: Claim, evidence: Evidence, *, require_all: bool = True) -> tu
     if not per:
         raise ValueError(f"{spec.id}: evidence covers none of the criteria")
     return combine(v["verdict"] for v in per.values()), per
+
+
+def assess_competence(spec: Claim, evidence: Evidence, tier: str) -> tuple[list[dict], str]:
+    """Judge the main condition's declared competences at ``tier``.
+
+    Returns
+    -------
+    detail : list of dict
+        One :meth:`Competence.judge` dict per declared competence.
+    reason : str
+        ``""`` when every competence is met, else ``"model did not learn its task: ..."``.
+
+    Raises
+    ------
+    ValueError
+        When the evidence lacks a declared competence (the claim function is a defect).
+    """
+    detail = []
+    for c in spec.competence:
+        est = (evidence.competence or {}).get(c.name)
+        if est is None:
+            raise ValueError(f"{spec.id}: the main evidence lacks the declared competence {c.name!r} "
+                             f"(return Evidence(..., competence={{{c.name!r}: Estimate}}))")
+        detail.append(c.judge(est, tier))
+    missed = [d["reason"] for d in detail if not d["met"]]
+    return detail, ("model did not learn its task: " + "; ".join(missed)) if missed else ""
 
 
 def _nan(x) -> bool:

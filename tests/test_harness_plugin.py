@@ -201,3 +201,71 @@ def test_env(i):
 ''')
     result = run(pytester, "-n", "2")
     result.assert_outcomes(passed=4)
+
+
+COMPETENT_TEMPLATE = '''
+import numpy as np
+import torch
+from analysis.stats import Estimate
+from harness import Claim, Competence, Criterion, Evidence, Paper, Tier, claim, FAIL
+
+ACC = Competence("logreg.test_acc", "logreg", "held-out accuracy of a logistic regression on its own labels",
+                 ">=", {"ci": 0.8}, source="ours (toy)", baseline="chance 0.5")
+SPEC = Claim(id="toy.learned", paper=Paper("toy", "Toy"), finding="A trained toy separates its classes.",
+             statistic="weight norm", unit="seeds", criteria=[Criterion("norm", ">", 0.5)],
+             controls={"random_init": FAIL}, competence=(ACC,),
+             tiers={"ci": Tier({"seeds": 2, "lr": 0.5, "steps": 200})})
+
+def train(seed, lr, steps):
+    g = np.random.default_rng(seed)
+    x = g.normal(size=(400, 2)); y = (x[:, 0] + x[:, 1] > 0).astype(np.float32)
+    w = torch.zeros(2, requires_grad=True)
+    xt, yt = torch.tensor(x[:300], dtype=torch.float32), torch.tensor(y[:300])
+    opt = torch.optim.SGD([w], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad(); torch.nn.functional.binary_cross_entropy_with_logits(xt @ w, yt).backward(); opt.step()
+    pred = (torch.tensor(x[300:], dtype=torch.float32) @ w).detach().numpy() > 0
+    return float(w.norm()), float((pred == y[300:].astype(bool)).mean())
+
+@claim(SPEC)
+def test_learned(run):
+    res = [train(s, run.settings["lr"], run.settings["steps"]) for s in run.seeds]
+    run.log_learning_curves({f"seed {s}": {"acc": [a]} for s, (_, a) in zip(run.seeds, res)}, name="logreg")
+    return {"main": Evidence({"norm": Estimate.over_seeds([n for n, _ in res])},
+                             competence={"logreg.test_acc": Estimate.over_seeds([a for _, a in res])}),
+            "random_init": Evidence({"norm": Estimate.over_seeds([0.0, 0.0])})}
+'''
+
+
+def test_a_crippled_model_turns_its_claim_inconclusive_through_the_plugin(pytester):
+    pytester.makepyfile(test_learned=COMPETENT_TEMPLATE)
+    result = run(pytester)
+    result.assert_outcomes(passed=1)
+    row = report(pytester)["claims"][0]
+    assert row["verdict"] == "PASS" and row["competent"] is True and row["competence"][0]["met"]
+    assert any(f.endswith("learning_curves_logreg.png") for f in row["figures"])
+    # learning rate 0: the weights stay at zero, accuracy is chance: the claim earns no verdict
+    result = run(pytester, "--set", "lr=0")
+    result.assert_outcomes(failed=1)
+    row = report(pytester)["claims"][0]
+    assert row["verdict"] == "INCONCLUSIVE" and row["measured_verdict"] == "FAIL" and row["competent"] is False
+    assert row["inconclusive_reason"].startswith("model did not learn its task: logreg.test_acc")
+    assert row["settings_overridden"] == {"lr": 0}
+    result.stdout.fnmatch_lines(["*settings overridden by --set: {\"lr\": 0}*",
+                                 "*undertrained: toy.learned: model did not learn its task*",
+                                 "*undertrained: 1*"])
+    md = (pytester.path / "reports" / "latest" / "claims.md").read_text()
+    assert "INCONCLUSIVE: model did not learn its task" in md and "Settings overridden" in md
+    con = sqlite3.connect(pytester.path / "mlruns" / "mlflow.db")
+    tags = dict(con.execute("select key, value from tags where key like 'mec.%' and run_uuid = ?",
+                            (row["mlflow_run_id"],)).fetchall())
+    assert tags["mec.competent"] == "False" and tags["mec.inconclusive_reason"].startswith("model did not learn")
+    assert tags["mec.settings_overridden"] == '{"lr": 0}'
+
+
+def test_an_unknown_set_key_is_a_one_line_error(pytester):
+    pytester.makepyfile(test_learned=COMPETENT_TEMPLATE)
+    result = run(pytester, "--set", "learning_rate=0")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*--set learning_rate: no selected claim has such a setting at tier ci*"])
+    assert "Traceback" not in result.stderr.str()

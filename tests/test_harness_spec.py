@@ -113,3 +113,41 @@ def test_a_tier_may_redeclare_a_control_with_a_reason_but_never_unfalsifiably():
                      tiers={"ci": Tier({}, controls={"shuffled": (FAIL, INCONCLUSIVE)}, controls_reason="measured")})
     assert spec.declared_controls("ci") == {"random_init": FAIL, "shuffled": (FAIL, INCONCLUSIVE)}
     assert spec.declared_controls("paper") == {"random_init": FAIL, "shuffled": FAIL}
+
+
+# ------------------------------------------------------------------------------ competence
+from harness.spec import Competence, assess_competence  # noqa: E402
+
+MAP = Competence("main.test_map", "main", "held-out mAP", ">=", {"ci": 0.5}, source="ours, from measurement",
+                 baseline="chance 0.1")
+
+
+def test_competence_is_met_only_when_every_seed_meets_it():
+    assert MAP.judge(Estimate.over_seeds([0.6, 0.7, 0.8]), "ci")["met"]
+    d = MAP.judge(Estimate.over_seeds([0.45, 0.7, 0.8]), "ci")
+    assert not d["met"] and d["reason"].startswith("main.test_map 0.65") and "< 0.5" in d["reason"]
+    assert not MAP.judge(Estimate.point(float("nan")), "ci")["met"]
+    loss = Competence("ssl.loss", "ssl", "held-out loss", "<=", {"ci": 1.0}, source="ours")
+    assert loss.judge(Estimate.over_seeds([0.5, 0.9]), "ci")["met"]
+    assert "> 1" in loss.judge(Estimate.over_seeds([0.5, 1.2]), "ci")["reason"]
+
+
+def test_an_undertrained_main_condition_turns_the_verdict_inconclusive():
+    spec = make_spec(competence=(MAP,))
+    ev = Evidence({"ratio": Estimate.over_seeds([2.0, 2.1])}, competence={"main.test_map": Estimate.over_seeds([0.1, 0.2])})
+    detail, reason = assess_competence(spec, ev, "ci")
+    assert reason.startswith("model did not learn its task: main.test_map") and not detail[0]["met"]
+    ok = Evidence({"ratio": Estimate.over_seeds([2.0])}, competence={"main.test_map": Estimate.over_seeds([0.9])})
+    assert assess_competence(spec, ok, "ci")[1] == ""
+    with pytest.raises(ValueError, match="lacks the declared competence"):
+        assess_competence(spec, Evidence({"ratio": Estimate.point(2.0)}), "ci")
+
+
+def test_a_competence_needs_a_threshold_per_tier_and_changes_the_hash():
+    with pytest.raises(ValueError, match="no threshold for tier"):
+        make_spec(competence=(MAP,), tiers={"ci": Tier({"seeds": 3}), "paper": Tier({"seeds": 5})})
+    with pytest.raises(ValueError, match="source"):
+        Competence("x", "main", "m", ">=", {"ci": 0.5}, source="")
+    a = make_spec(competence=(MAP,))
+    b = make_spec(competence=(dataclasses.replace(MAP, thresholds={"ci": 0.4}),))
+    assert a.sha256() != b.sha256() != make_spec().sha256()
