@@ -46,3 +46,23 @@ def test_every_claim_run_records_its_corpus_manifest_and_audit(monkeypatch):
     KimConditions.from_run(run, needs=())
     assert run.values["corpus"] == {"source": "stimuli.corpus.make_corpus", "hash": "abc",
                                     "audit": {"linear_ap": 0.7}, "counts": {"music": 3}}
+
+
+def test_untrained_and_shuffled_label_networks_are_marked_incompetent(tmp_path):
+    """The competence check can fail: an untrained network and one trained on shuffled targets score
+    near chance on the held-out task and miss the ci threshold that the claims' networks must meet."""
+    from analysis.stats import Estimate
+    from claims.kim2024._conditions import COMPETENCE, tier_settings
+    from harness.cache import Cache
+
+    s = tier_settings("ci", clips=1200, epochs=2, seeds=1, seeds_other=1, shuffled_clips=96, shuffled_epochs=2)
+    cond = KimConditions(s, Cache(tmp_path), "cpu")
+    gate = COMPETENCE["without_music"]
+    d = cond.test_map("random_init", 0, task="without_music")
+    assert d["n_test"] > 10 and 0 < d["chance_map"] < 0.5 and d["map"] == d["random_init_map"]
+    assert not gate.judge(Estimate.over_seeds([d["map"]]), "ci")["met"]
+    shuffled = cond.test_map("shuffled_labels", 0, task="with_music")
+    assert not COMPETENCE["with_music"].judge(Estimate.over_seeds([shuffled["map"]]), "ci")["met"]
+    assert abs(shuffled["map"] - shuffled["chance_map"]) < 0.15
+    # cached, keyed by the network and the task
+    assert cond.test_map("random_init", 0, task="without_music") == d and cond.cache.hits >= 1

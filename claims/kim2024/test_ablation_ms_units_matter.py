@@ -4,7 +4,7 @@ import torch
 
 from analysis.ablation import ablation_groups, ablation_map
 from analysis.stats import Estimate
-from claims.kim2024._conditions import CI_MEASURED, KimConditions, tier_settings
+from claims.kim2024._conditions import CI_MEASURED, COMPETENCE, KimConditions, tier_settings
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -29,6 +29,7 @@ SPEC = Claim(
     control_notes={"middle_as_target": "the middle-MSI group in the MS units' place (its drop minus the others', "
                                        "with the top-MSI group standing in as the middle comparison)",
                    "random_init": "untrained networks (their non-music mAP is near chance; drops ~0)"},
+    competence=(COMPETENCE["without_music"],),
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="PASS",
                    controls={"random_init": ("FAIL", "INCONCLUSIVE")},
@@ -88,4 +89,5 @@ def test_ablation_ms_units_matter(run):
     ax.set_xticks(range(len(GROUPS)), [g.replace("_", " ") for g in GROUPS])
     ax.set(ylabel="non-music mAP drop", title="paper: top-MSI 0.013, L1 0.011, middle 0.002, bottom 0.004")
     run.log_figure(fig, "ablation_map_drop.png")
-    return {"main": evidence(rows), "middle_as_target": evidence(rows, "middle_msi"), "random_init": evidence(rand)}
+    return cond.earned(run, {"main": evidence(rows), "middle_as_target": evidence(rows, "middle_msi"),
+                             "random_init": evidence(rand)})

@@ -3,7 +3,7 @@ import numpy as np
 
 from analysis.selectivity import mean_response_per_clip
 from analysis.stats import ranksum_cles
-from claims.kim2024._conditions import CI_MEASURED, KimConditions, tier_settings, worst_case_over_seeds
+from claims.kim2024._conditions import CI_MEASURED, COMPETENCE, KimConditions, tier_settings, worst_case_over_seeds
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -20,6 +20,7 @@ SPEC = Claim(
                         description="interval above 0.5 and one-sided p <= 0.01 in every seed")],
     controls={"random_init": "FAIL"},
     control_notes={"random_init": "untrained networks of the same seeds (ours: no preference expected)"},
+    competence=(COMPETENCE["without_music"],),
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="INCONCLUSIVE",
                    reason=f"{CI_MEASURED}: the mean response over all units is not higher for music (CLES 0.28, 0.44, 0.36 "
@@ -58,5 +59,5 @@ def test_all_units_prefer_music(run):
            title=f"seed 0: CLES {main[0].value:.3f} (paper 0.689)")
     ax.legend()
     run.log_figure(fig, "mean_response_music_vs_nonmusic.png")
-    return {"main": Evidence({"cles": worst_case_over_seeds(main)}),
-            "random_init": Evidence({"cles": worst_case_over_seeds(rand)})}
+    return cond.earned(run, {"main": Evidence({"cles": worst_case_over_seeds(main)}),
+                             "random_init": Evidence({"cles": worst_case_over_seeds(rand)})})

@@ -3,7 +3,7 @@ import numpy as np
 
 from analysis.selectivity import response_ratio
 from analysis.stats import Estimate
-from claims.kim2024._conditions import CI_MEASURED, KimConditions, tier_settings
+from claims.kim2024._conditions import CI_MEASURED, COMPETENCE, KimConditions, tier_settings
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -22,6 +22,7 @@ SPEC = Claim(
     ],
     controls={"random_init": "FAIL"},
     control_notes={"random_init": "untrained networks, same manipulation"},
+    competence=(COMPETENCE["without_music"],),
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="FAIL",
                    reason=f"{CI_MEASURED}: the ratio after RMS normalisation is 1.46-1.82x (INCONCLUSIVE against 1.5) and "
@@ -61,5 +62,5 @@ def test_ms_units_amplitude_invariant(run):
     ax.set(ylabel="MS-unit music / non-music ratio", title="paper: 1.97 / 1.70")
     ax.legend(fontsize=8)
     run.log_figure(fig, "amplitude_ratios.png")
-    return {"main": Evidence({k: Estimate.over_seeds(v) for k, v in main.items()}),
-            "random_init": Evidence({k: Estimate.over_seeds(v) for k, v in rand.items()})}
+    return cond.earned(run, {"main": Evidence({k: Estimate.over_seeds(v) for k, v in main.items()}),
+                             "random_init": Evidence({k: Estimate.over_seeds(v) for k, v in rand.items()})})

@@ -4,7 +4,7 @@ import numpy as np
 from analysis.linear_readout import readout_ap
 from analysis.selectivity import index_bands
 from analysis.stats import Estimate
-from claims.kim2024._conditions import CI_MEASURED, KimConditions, tier_settings
+from claims.kim2024._conditions import CI_MEASURED, COMPETENCE, KimConditions, tier_settings
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -28,6 +28,7 @@ SPEC = Claim(
     notes="Untrained networks are reported in values (random_ap_per_seed_band), not judged (no paper number). "
           "Measured at ci: their top band also beats the next bands (by 0.06-0.08 on average, against 0.11-0.20 "
           "for trained networks), so at ci part of this readout advantage is not specific to training.",
+    competence=(COMPETENCE["without_music"],),
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="PASS"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
@@ -68,4 +69,4 @@ def test_ms_units_linear_readout(run):
         ax.plot(labels, row, "o--", color="tab:gray", alpha=0.7)
     ax.set(xlabel="MSI band", ylabel="music AP (validation split)", title="red: trained, grey: random (paper MS 0.832)")
     run.log_figure(fig, "band_readout_ap.png")
-    return {"main": evidence(aps), "reversed_bands": evidence(aps, top=3)}
+    return cond.earned(run, {"main": evidence(aps), "reversed_bands": evidence(aps, top=3)})

@@ -4,7 +4,7 @@ import numpy as np
 from analysis.linear_readout import band_power
 from analysis.selectivity import music_selectivity_index, response_ratio, top_units
 from analysis.stats import Estimate
-from claims.kim2024._conditions import CI_MEASURED, KimConditions, seed_params, tier_settings
+from claims.kim2024._conditions import CI_MEASURED, COMPETENCE, KimConditions, seed_params, tier_settings
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -31,6 +31,7 @@ SPEC = Claim(
     control_notes={
         "random_init": "untrained networks of the same seeds (gain 0 by construction; ratio should be ~1)",
     },
+    competence=(COMPETENCE["without_music"],),
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="FAIL",
                    reason=f"{CI_MEASURED}: trained networks reach 1.49-1.83x (interval straddles 1.5) and beat random "
@@ -113,10 +114,10 @@ def test_ms_units_response_ratio(run):
     run.log_figure(fig, "msi_hist_and_ratio.png")
 
     zero = Estimate.over_seeds(np.zeros(len(seeds)))
-    return {
+    return cond.earned(run, {
         "main": Evidence({"ratio": Estimate.over_seeds(ratios), "gain_vs_random": Estimate.over_seeds(gain),
                           "gain_vs_logmel": Estimate.over_seeds(ratios - lm)},
                          values={"logmel_ratio": lm}),
         "random_init": Evidence({"ratio": Estimate.over_seeds(rand), "gain_vs_random": zero,
                                  "gain_vs_logmel": Estimate.over_seeds(rand - lm)}),
-    }
+    })

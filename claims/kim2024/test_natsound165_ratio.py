@@ -3,7 +3,7 @@ import numpy as np
 
 from analysis.selectivity import category_ratios, mean_response_per_clip, response_ratio
 from analysis.stats import Estimate
-from claims.kim2024._conditions import CI_MEASURED, KimConditions, tier_settings
+from claims.kim2024._conditions import CI_MEASURED, COMPETENCE, KimConditions, tier_settings
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 from stimuli.loaders import NATSOUND_MUSIC_CATEGORIES as MUSIC_CATEGORIES
@@ -28,6 +28,7 @@ SPEC = Claim(
     ],
     controls={"random_init": "FAIL"},
     control_notes={"random_init": "untrained networks: MS units of a random network should not transfer"},
+    competence=(COMPETENCE["without_music"],),
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="INCONCLUSIVE", data=("natsound165",),
                    reason=f"{CI_MEASURED}: MS units from the embedded corpus transfer only partly to real sounds: "
@@ -94,11 +95,11 @@ def test_natsound165_ratio(run):
     ax.tick_params(axis="x", rotation=45)
     ax.legend()
     run.log_figure(fig, "natsound165_categories.png")
-    return {
+    return cond.earned(run, {
         "main": Evidence({"ratio": bootstrap_ratio(np.array(main["per_clip"]), main["music"]),
                           "gain_vs_random": Estimate.over_seeds(gain),
                           "music_category_margin": Estimate.over_seeds(main["margin"])}),
         "random_init": Evidence({"ratio": bootstrap_ratio(np.array(rand["per_clip"]), rand["music"]),
                                  "gain_vs_random": Estimate.over_seeds(np.zeros(len(gain))),
                                  "music_category_margin": Estimate.over_seeds(rand["margin"])}),
-    }
+    })

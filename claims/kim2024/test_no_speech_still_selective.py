@@ -3,7 +3,7 @@ import numpy as np
 
 from analysis.selectivity import response_ratio
 from analysis.stats import Estimate
-from claims.kim2024._conditions import KimConditions, quilt_correlation, quilt_curve, tier_settings
+from claims.kim2024._conditions import COMPETENCE, KimConditions, quilt_correlation, quilt_curve, tier_settings
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -22,6 +22,7 @@ SPEC = Claim(
     ],
     controls={"random_init": "FAIL"},
     control_notes={"random_init": "untrained networks of the same seeds"},
+    competence=(COMPETENCE["without_music_and_speech"],),
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="PASS"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
@@ -62,5 +63,7 @@ def test_no_speech_still_selective(run):
     ax[1].legend(fontsize=8)
     run.log_figure(fig, "no_speech_ratio_and_quilts.png")
     zero = Estimate.over_seeds(np.zeros(len(seeds)))
-    return {"main": Evidence({"ratio": Estimate.over_seeds(ratio), "gain_vs_random": Estimate.over_seeds(ratio - rand)}),
-            "random_init": Evidence({"ratio": Estimate.over_seeds(rand), "gain_vs_random": zero})}
+    return cond.earned(run, {
+        "main": Evidence({"ratio": Estimate.over_seeds(ratio), "gain_vs_random": Estimate.over_seeds(ratio - rand)}),
+        "random_init": Evidence({"ratio": Estimate.over_seeds(rand), "gain_vs_random": zero}),
+    }, "without_music_and_speech")

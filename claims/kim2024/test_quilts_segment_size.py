@@ -2,7 +2,7 @@
 import numpy as np
 
 from analysis.stats import Estimate
-from claims.kim2024._conditions import CI_MEASURED, QUILT_SEG_MS, KimConditions, quilt_correlation, quilt_curve, tier_settings
+from claims.kim2024._conditions import (CI_MEASURED, COMPETENCE, QUILT_SEG_MS, KimConditions, quilt_correlation, quilt_curve, tier_settings)
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -26,6 +26,7 @@ SPEC = Claim(
     controls={"non_ms_units": "FAIL", "memorisation": "FAIL"},
     control_notes={"non_ms_units": "the other 87.5 % of units of the same networks (paper: flat)",
                    "memorisation": "MS units of networks trained on shuffled labels (paper: no size dependence)"},
+    competence=(COMPETENCE["without_music"],),
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="INCONCLUSIVE",
                    reason=f"{CI_MEASURED}: r = 0.27 (Fisher [-0.23, 0.65], p = 0.28, 3 seeds x 6 sizes) and original "
@@ -78,4 +79,4 @@ def test_quilts_segment_size(run):
            title="paper: MS r = 0.601; orig 0.768, 50 ms 0.599")
     ax.legend(fontsize=8)
     run.log_figure(fig, "quilt_response_by_segment_size.png")
-    return {"main": evidence(ms), "non_ms_units": evidence(non_ms), "memorisation": evidence(mem)}
+    return cond.earned(run, {"main": evidence(ms), "non_ms_units": evidence(non_ms), "memorisation": evidence(mem)})

@@ -3,7 +3,7 @@ import numpy as np
 
 from analysis.linear_readout import gabor_features, pca_baseline, readout_ap
 from analysis.stats import Estimate
-from claims.kim2024._conditions import KimConditions, tier_settings
+from claims.kim2024._conditions import COMPETENCE, KimConditions, tier_settings
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -29,6 +29,7 @@ SPEC = Claim(
         "permuted_labels": "readout fitted to randomly permuted training labels: AP must fall to chance "
                            "and below the PCA baseline",
     },
+    competence=(COMPETENCE["without_music"],),
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="PASS"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
@@ -91,4 +92,4 @@ def test_separability(run):
         return Evidence({"ap_over_pca": Estimate.over_seeds(a - ap_pca), "ap_over_chance": Estimate.over_seeds(a - chance)},
                         values={"ap": a.tolist()})
 
-    return {"main": ev(aps), "permuted_labels": ev(perm)}
+    return cond.earned(run, {"main": ev(aps), "permuted_labels": ev(perm)})

@@ -3,7 +3,7 @@ import numpy as np
 
 from analysis.selectivity import response_ratio, selectivity_index, top_units
 from analysis.stats import Estimate
-from claims.kim2024._conditions import CI_MEASURED, KimConditions, tier_settings
+from claims.kim2024._conditions import CI_MEASURED, COMPETENCE, KimConditions, tier_settings
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -20,6 +20,7 @@ SPEC = Claim(
                         description="every seed")],
     controls={"swapped_roles": "FAIL"},
     control_notes={"swapped_roles": "speech ratio minus music ratio (sign check: must fail when the claim holds)"},
+    competence=(COMPETENCE["without_music"],),
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="FAIL",
                    reason=f"{CI_MEASURED}: speech-selective units are MORE selective than MS units on the embedded "
@@ -66,5 +67,5 @@ def test_speech_units_weaker(run):
     ax.set_xticks([0, 1], ["music units / music", "speech units / speech"])
     ax.set(ylabel="response ratio", title="paper: 2.07 vs 1.31")
     run.log_figure(fig, "speech_vs_music_units.png")
-    return {"main": Evidence({"music_minus_speech_ratio": Estimate.over_seeds(music - speech)}),
-            "swapped_roles": Evidence({"music_minus_speech_ratio": Estimate.over_seeds(speech - music)})}
+    return cond.earned(run, {"main": Evidence({"music_minus_speech_ratio": Estimate.over_seeds(music - speech)}),
+                             "swapped_roles": Evidence({"music_minus_speech_ratio": Estimate.over_seeds(speech - music)})})
