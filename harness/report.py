@@ -59,6 +59,7 @@ def _competence_lines(row: dict) -> list[str]:
     for c in row.get("competence") or []:
         out.append(f"`{c['name']}` ({c['condition']}) = {_fmt(c['value'])} [{_fmt(c['low'])}, {_fmt(c['high'])}] "
                    f"{c['comparator']} {c['threshold']:g} → {'met' if c['met'] else 'NOT met'}"
+                   + (f"; trained in {c['training_s']:.0f} s" if c.get("training_s") is not None else "")
                    + (f"; baseline: {c['baseline']}" if c.get("baseline") else ""))
     return out
 

@@ -355,12 +355,16 @@ class Evidence:
     competence : mapping of competence name to Estimate
         The condition's models on their own task (held-out), one value per seed; required for the
         main condition for every :class:`Competence` the claim declares.
+    training_s : mapping of competence name to float
+        Seconds spent training the models behind each competence (summed over seeds, as recorded
+        when they were built); reported beside the competence.
     """
 
     estimates: Mapping
     values: Mapping = field(default_factory=dict)
     note: str = ""
     competence: Mapping = field(default_factory=dict)
+    training_s: Mapping = field(default_factory=dict)
 
 
 def combine(verdicts) -> str:
@@ -416,7 +420,9 @@ def assess_competence(spec: Claim, evidence: Evidence, tier: str) -> tuple[list[
         if est is None:
             raise ValueError(f"{spec.id}: the main evidence lacks the declared competence {c.name!r} "
                              f"(return Evidence(..., competence={{{c.name!r}: Estimate}}))")
-        detail.append(c.judge(est, tier))
+        d = c.judge(est, tier)
+        d["training_s"] = (evidence.training_s or {}).get(c.name)
+        detail.append(d)
     missed = [d["reason"] for d in detail if not d["met"]]
     return detail, ("model did not learn its task: " + "; ".join(missed)) if missed else ""
 

@@ -137,8 +137,10 @@ def test_an_undertrained_main_condition_turns_the_verdict_inconclusive():
     ev = Evidence({"ratio": Estimate.over_seeds([2.0, 2.1])}, competence={"main.test_map": Estimate.over_seeds([0.1, 0.2])})
     detail, reason = assess_competence(spec, ev, "ci")
     assert reason.startswith("model did not learn its task: main.test_map") and not detail[0]["met"]
-    ok = Evidence({"ratio": Estimate.over_seeds([2.0])}, competence={"main.test_map": Estimate.over_seeds([0.9])})
-    assert assess_competence(spec, ok, "ci")[1] == ""
+    ok = Evidence({"ratio": Estimate.over_seeds([2.0])}, competence={"main.test_map": Estimate.over_seeds([0.9])},
+                  training_s={"main.test_map": 12.5})
+    detail, reason = assess_competence(spec, ok, "ci")
+    assert reason == "" and detail[0]["met"] and detail[0]["training_s"] == 12.5
     with pytest.raises(ValueError, match="lacks the declared competence"):
         assess_competence(spec, Evidence({"ratio": Estimate.point(2.0)}), "ci")
 

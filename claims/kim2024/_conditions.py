@@ -364,10 +364,11 @@ class KimConditions:
     def earned(self, run, result: dict, *conditions: str) -> dict:
         """``result`` with the main evidence's competence filled in from ``conditions`` (default the
         main networks, ``without_music``): the networks the claim's verdict rests on."""
-        comp = {}
+        comp, secs = {}, {}
         for c in conditions or ("without_music",):
             comp.update(self.competence(c, run))
-        result["main"].competence = comp
+            secs[COMPETENCE[c].name] = float(sum(self.model(c, s)[1].get("seconds") or 0.0 for s in self.seeds(c)))
+        result["main"].competence, result["main"].training_s = comp, secs
         return result
 
     def _excluded_ids(self) -> set:
