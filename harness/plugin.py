@@ -167,6 +167,7 @@ def _isolate_numba_cache(config) -> None:
         numba_config.CACHE_DIR = str(path)
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest -p no:xdist must still load the plugin
 def pytest_configure_node(node):
     """pytest-xdist: every worker joins the controller's session."""
     node.workerinput["mec_session_id"] = node.config.stash[_STATE]["session_id"]
