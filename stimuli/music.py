@@ -25,6 +25,7 @@ from functools import lru_cache
 import numpy as np
 from tqdm.auto import tqdm
 
+from harness.cache import array_manifest, content_key, generated_manifest
 from harness.errors import UserError
 from stimuli.instruments import (DRUM_CLASS, SINGING_CLASS, TIMBRE_CLASS, TIMBRES, VOWELS,
                                  drum_hit, random_kit, reverb, sung_note, synth_note)
@@ -312,8 +313,8 @@ def load_scores(collections=DEFAULT_COLLECTIONS, max_scores: int = 28, seed: int
     build = lambda: _parse_scores(collections, int(max_scores), int(seed), verbose)  # noqa: E731
     if cache is None:
         return build()
-    config = dict(collections=list(collections), max_scores=int(max_scores), seed=int(seed),
-                  music21=music21.__version__)
+    corpus = generated_manifest("music21-corpus", collections=list(collections), music21=music21.__version__)
+    config = content_key(corpus, max_scores=int(max_scores), seed=int(seed))
     return cache.pickle("music_scores", config, build, version=SCORES_VERSION)
 
 
@@ -738,10 +739,16 @@ def render_music_set(n_tracks: int, clip_s: float, sr: int, seed: int, frame_hop
 
     if cache is None:
         return build()
-    config = dict(n_tracks=int(n_tracks), clip_s=float(clip_s), sr=int(sr), seed=int(seed),
-                  frame_hop_s=float(frame_hop_s), timbre_sets=list(timbre_sets),
-                  scores=[s.score_id for s in scores])
+    config = content_key(scores_manifest(scores), n_tracks=int(n_tracks), clip_s=float(clip_s), sr=int(sr),
+                         seed=int(seed), frame_hop_s=float(frame_hop_s), timbre_sets=list(timbre_sets))
     return cache.pickle("music_set", config, build, version=MUSIC_SET_VERSION)
+
+
+def scores_manifest(scores) -> dict:
+    """The data manifest of parsed scores: every score's id, tempo, key and note arrays (by content, so
+    scores passed in by a caller under a known id but with other notes are another entry)."""
+    arrays = [a for s in scores for a in (s.onset_s, s.offset_s, s.midi, s.part)]
+    return array_manifest("scores", *arrays, scores=[[s.score_id, s.collection, float(s.qpm), s.key] for s in scores])
 
 
 def _render_set(n_tracks, clip_s, sr, seed, frame_hop_s, timbre_sets, scores, verbose) -> MusicSet:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 import numpy as np
 
 from analysis.rsa import RSAResult, condition_means, rdm, rsa_layers
+from harness.cache import content_key, data_manifest, folder_manifest, generated_manifest
 from harness.errors import UserError
 from stimuli.pitch import PITCH_TIMBRES, pitch_features, pitch_set
 
@@ -42,10 +43,20 @@ PAPER_SETTINGS = dict(seeds=3, steps=2000, batch_size=8, crop_s=4.0, lr=5e-5, ss
 
 
 # ------------------------------------------------------------------------------------------ stimuli
+PITCH_SEED = 1234
+
+
+def stimuli_manifest(settings: dict) -> dict:
+    """The data manifest of the generated pitch set (:func:`stimuli`): its config and seed."""
+    return generated_manifest("grasse2026-pitch-set", midi=[36, 84], timbres=list(PITCH_TIMBRES),
+                              n_exemplars=int(settings["n_exemplars"]), dur_s=float(settings["dur_s"]), sr=SR,
+                              seed=PITCH_SEED)
+
+
 def stimuli(settings: dict):
     """The pitch set (every semitone MIDI 36-83, the pitched timbres) and its acoustic RDM."""
     ps = pitch_set(range(36, 84), timbres=PITCH_TIMBRES, n_exemplars=int(settings["n_exemplars"]),
-                   dur_s=float(settings["dur_s"]), sr=SR, seed=1234)
+                   dur_s=float(settings["dur_s"]), sr=SR, seed=PITCH_SEED)
     midi, mel = condition_means(pitch_features(ps.audio, ps.sr, "log_mel"), ps.midi)
     return ps, midi, rdm(mel)
 
@@ -92,23 +103,31 @@ def reference(settings: dict, cache=None) -> dict:
 
     if cache is None:
         return build()
-    cfg = {k: settings[k] for k in ("n_exemplars", "dur_s", "n_perm", "oracle_noise")}
+    cfg = content_key(stimuli_manifest(settings), n_perm=int(settings["n_perm"]),
+                      oracle_noise=float(settings["oracle_noise"]))
     return cache.pickle("grasse2026-reference", cfg, build, version=VERSION)
 
 
 # ------------------------------------------------------------------------------------- training data
+def _picked_files(folder, n_clips: int, seed: int) -> tuple[np.random.Generator, list, int]:
+    """The files :func:`_audio_folder` reads (a seeded draw from the sorted listing), the generator
+    it goes on with, and the listing's length (which the draw and the later offsets depend on)."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg"))
+    if not files:
+        raise UserError(f"no .wav/.flac/.ogg files under {folder}: point the option at a folder of audio")
+    rng = np.random.default_rng(seed)
+    return rng, [Path(f) for f in rng.permutation(np.array(files, dtype=object))[:n_clips]], len(files)
+
+
 def _audio_folder(folder, n_clips: int, clip_s: float, seed: int) -> np.ndarray:
     import soundfile as sf
     import torch
     import torchaudio.functional as AF
 
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg"))
-    if not files:
-        raise UserError(f"no .wav/.flac/.ogg files under {folder}: point the option at a folder of audio")
-    rng = np.random.default_rng(seed)
+    rng, picked, _ = _picked_files(folder, n_clips, seed)
     n = int(round(clip_s * SR))
     clips = []
-    for f in rng.permutation(files)[:n_clips]:
+    for f in picked:
         x, sr = sf.read(str(f), dtype="float32", always_2d=True)
         x = AF.resample(torch.from_numpy(x.mean(1)), sr, SR).numpy() if sr != SR else x.mean(1)
         if x.size >= n:
@@ -125,11 +144,7 @@ def training_data(tier: str, settings: dict, seed: int, data=None) -> dict:
     if tier == "paper":
         speech = _audio_folder(data.require("speech_audio"), settings["ssl_clips"] // 2, clip_s, seed)
         music = _audio_folder(data.require("music_audio"), settings["ssl_clips"] // 2, clip_s, seed)
-        files = sorted(Path(data.require("transcription")).rglob("*.npz"))
-        if not files:
-            raise UserError("no *.npz under --transcription-data: write audio (16 kHz), piano_roll [frames, 128] "
-                            "and frame_times_s per excerpt (e.g. from MAESTRO)")
-        items = [np.load(f) for f in files[: settings["music_tracks"]]]
+        items = [np.load(f) for f in _transcription_files(data.require("transcription"), settings)]
         n = min(int(it["audio"].shape[0]) for it in items)
         f = min(int(it["piano_roll"].shape[0]) for it in items)
         return dict(ssl_audio=np.concatenate([speech, music]).astype(np.float32),
@@ -158,6 +173,41 @@ def training_data(tier: str, settings: dict, seed: int, data=None) -> dict:
     return dict(ssl_audio=np.stack(ssl), music_audio=np.asarray(ms.audio, dtype=np.float32),
                 piano_roll=np.asarray(ms.piano_roll, dtype=bool),
                 frame_times_s=np.asarray(ms.frame_times_s, dtype=np.float64))
+
+
+def _transcription_files(root, settings: dict) -> list:
+    files = sorted(Path(root).rglob("*.npz"))
+    if not files:
+        raise UserError("no *.npz under --transcription-data: write audio (16 kHz), piano_roll [frames, 128] "
+                        "and frame_times_s per excerpt (e.g. from MAESTRO)")
+    return files[: settings["music_tracks"]]
+
+
+def training_inputs(arch: str, tier: str, settings: dict, seed: int, data=None) -> list:
+    """The data manifests of what one (architecture, seed) run reads, the inputs of its cache key.
+
+    ``ci``: the generated training audio and pitch set (config and seed). ``paper``: the files read
+    from the user's folders, by content (:func:`harness.cache.folder_manifest`): the speech and music
+    clips drawn (with the listing's length, which the draw depends on), the transcription excerpts and
+    the starting checkpoint (``<root>/<arch>`` or ``hub_ids.json``; a hub id is keyed by its name).
+    """
+    pitch = stimuli_manifest(settings)
+    if tier != "paper":
+        return [pitch, generated_manifest("grasse2026-training-audio", seed=int(seed), clip_s=float(settings["clip_s"]),
+                                          ssl_clips=int(settings["ssl_clips"]),
+                                          music_tracks=int(settings["music_tracks"]))]
+    out = [pitch]
+    for key in ("speech_audio", "music_audio"):
+        root = data.require(key)
+        _, picked, n_listed = _picked_files(root, int(settings["ssl_clips"]) // 2, seed)
+        out.append(data_manifest(key, folder_manifest(root, files=picked, name=f"{key}.drawn"), listed=n_listed))
+    root = data.require("transcription")
+    out.append(folder_manifest(root, files=_transcription_files(root, settings), name="transcription"))
+    ck = Path(data.require("checkpoints"))
+    ids = ck / "hub_ids.json"
+    out.append(folder_manifest(ck, files=[ids], name="checkpoints") if ids.exists()
+               else folder_manifest(ck / arch, name=f"checkpoints/{arch}"))
+    return out
 
 
 def _start_encoder(arch: str, tier: str, settings: dict, seed: int, data=None):
@@ -212,8 +262,9 @@ def condition_run(arch: str, seed: int, tier: str, settings: dict, device="cpu",
 
     if cache is None:
         return build()
-    cfg = dict(arch=arch, seed=int(seed), tier=tier, device_type=str(getattr(device, "type", device)),
-               settings={k: v for k, v in settings.items() if k not in ("seeds", "n_boot")})
+    cfg = content_key(*training_inputs(arch, tier, settings, seed, data), arch=arch, seed=int(seed), tier=tier,
+                      device_type=str(getattr(device, "type", device)),
+                      settings={k: v for k, v in settings.items() if k not in ("seeds", "n_boot")})
     return cache.pickle("grasse2026-condition", cfg, build, version=VERSION)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from analysis.attention import events_to_frames, received_attention
+from harness.cache import content_key, digest_manifest, entry_ref, folder_manifest
 from harness.errors import UserError
 from models.contrastive import AugmentConfig, PretrainConfig, log_mel_frames, pretrain_vit1d, random_init_like
 from models.vit1d import ViT1DConfig, extract_layers
@@ -123,6 +124,17 @@ def split_tracks(n_tracks: int, test_fraction: float, val_fraction: float, seed:
 
 def load_music_folder(root: Path, sr: int, clip_s: float, max_clips: int) -> np.ndarray:
     """Cut every audio file under ``root`` into non-overlapping ``clip_s`` clips at ``sr`` (mono)."""
+    return music_folder_clips(root, sr, clip_s, max_clips)[0]
+
+
+def music_folder_clips(root: Path, sr: int, clip_s: float, max_clips: int) -> tuple[np.ndarray, dict]:
+    """:func:`load_music_folder` and the data manifest of the files it read (``name="music_audio"``,
+    by content: :func:`harness.cache.folder_manifest`)."""
+    clips, files = _music_folder(root, sr, clip_s, max_clips)
+    return clips, folder_manifest(root, files=files, name="music_audio")
+
+
+def _music_folder(root: Path, sr: int, clip_s: float, max_clips: int) -> tuple[np.ndarray, list]:
     import librosa
 
     exts = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aiff", ".aif"}
@@ -130,16 +142,17 @@ def load_music_folder(root: Path, sr: int, clip_s: float, max_clips: int) -> np.
     if not files:
         raise UserError(f"no audio files in {root}; point --music-audio at a folder of music (wav/flac/mp3)")
     n = int(round(clip_s * sr))
-    clips = []
+    clips, used = [], []
     for f in files:
         y, _ = librosa.load(f, sr=sr, mono=True)
+        used.append(f)
         for i in range(len(y) // n):
             clips.append(y[i * n : (i + 1) * n])
             if len(clips) >= max_clips:
-                return np.stack(clips).astype(np.float32)
+                return np.stack(clips).astype(np.float32), used
     if len(clips) < 2:
         raise UserError(f"the music in {root} gives fewer than 2 clips of {clip_s} s; add more audio")
-    return np.stack(clips).astype(np.float32)
+    return np.stack(clips).astype(np.float32), used
 
 
 @dataclass
@@ -174,7 +187,8 @@ def load_bundle(cfg: KongConfig, cache=None, device="cpu", music_audio_root: Pat
     music = render_tracks(cfg, cache)
     audio = np.asarray(music.audio, dtype=np.float32)
     data_hash = _sha(audio)
-    feat_conf = {"data": data_hash, "sr": cfg.sr, "n_mels": cfg.n_mels, "n_fft": cfg.n_fft, "hop": cfg.hop_length}
+    music_input = digest_manifest("kong2025-music", data_hash)     # the rendered tracks, by content
+    feat_conf = content_key(music_input, sr=cfg.sr, n_mels=cfg.n_mels, n_fft=cfg.n_fft, hop=cfg.hop_length)
 
     def build_mel():
         return {"mel": log_mel_frames(audio, cfg.sr, cfg.n_mels, cfg.n_fft, cfg.hop_length, device=device)}
@@ -182,12 +196,14 @@ def load_bundle(cfg: KongConfig, cache=None, device="cpu", music_audio_root: Pat
     mel = (cache.arrays("kong2025-logmel", feat_conf, build_mel, version=VERSION) if cache else build_mel())["mel"]
     splits = split_tracks(len(audio), cfg.test_fraction, cfg.val_fraction, cfg.seed)
 
+    sources = []
     if cfg.pretrain_source == "rendered":
         pre_mel = mel[splits["pre"]]
     elif cfg.pretrain_source == "music_audio":
         if music_audio_root is None:
             raise UserError("pretrain_source='music_audio' needs a music folder; set --music-audio PATH")
-        clips = load_music_folder(music_audio_root, cfg.sr, cfg.clip_s, cfg.max_pretrain_clips)
+        clips, folder = music_folder_clips(music_audio_root, cfg.sr, cfg.clip_s, cfg.max_pretrain_clips)
+        sources.append(folder)                                      # the user's files, by content
         pre_mel = log_mel_frames(clips, cfg.sr, cfg.n_mels, cfg.n_fft, cfg.hop_length, device=device)
     else:
         raise UserError(f"pretrain_source={cfg.pretrain_source!r} is unknown; use 'rendered' or 'music_audio'")
@@ -195,8 +211,8 @@ def load_bundle(cfg: KongConfig, cache=None, device="cpu", music_audio_root: Pat
     mcfg = cfg.model_config()
     tcfg = PretrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, crop_frames=cfg.crop_frames, lr=cfg.lr,
                           temperature=cfg.temperature, seed=cfg.seed)
-    train_conf = {"pretrain_data": pretrain_hash, "model": mcfg.to_dict(), "train": tcfg.to_dict(),
-                  "aug": asdict(AugmentConfig())}
+    train_conf = content_key(digest_manifest("kong2025-pretrain-mel", pretrain_hash), *sources, model=mcfg.to_dict(),
+                             train=tcfg.to_dict(), aug=asdict(AugmentConfig()))
 
     def build_model():
         model, history = pretrain_vit1d(pre_mel, mcfg, tcfg, device=device, verbose=verbose)
@@ -210,7 +226,9 @@ def load_bundle(cfg: KongConfig, cache=None, device="cpu", music_audio_root: Pat
     models["trained"].load_state_dict(trained["state_dict"])
     outputs = {}
     for kind, model in models.items():
-        conf = {**train_conf, "kind": kind, "data": data_hash, "feat": feat_conf, "window": cfg.crop_frames}
+        net = entry_ref("kong2025-vit1d", train_conf, version=VERSION) if kind == "trained" else train_conf
+        conf = content_key(net, entry_ref("kong2025-logmel", feat_conf, version=VERSION), kind=kind,
+                           window=cfg.crop_frames)
 
         def build_out(model=model):
             res = extract_layers(model, mel, cfg.crop_frames, device=device, attention_reducer=received_attention,

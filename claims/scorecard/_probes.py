@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from harness.cache import content_key, generated_manifest
 from harness.errors import UserError
 
 SR_CORPUS = 22050
@@ -172,8 +173,10 @@ def pitch_stimuli(s: dict, cache=None):
 
     if cache is None:
         return build()
-    return cache.pickle("scorecard-pitch", dict(timbres=list(timbres), n=s["pitch_exemplars"], dur=s["pitch_dur_s"]),
-                        build, version="scorecard-pitch-1")
+    pitch_set_manifest = generated_manifest("scorecard-pitch-set", midi=[36, 84], timbres=list(timbres),
+                                            n=int(s["pitch_exemplars"]), dur=float(s["pitch_dur_s"]), sr=16000,
+                                            seed=1234)
+    return cache.pickle("scorecard-pitch", content_key(pitch_set_manifest), build, version="scorecard-pitch-1")
 
 
 def corpus(s: dict, cache=None):
@@ -212,13 +215,17 @@ def quilts(s: dict, cache=None, device="cpu") -> dict:
 
     if cache is None:
         return build()
-    key = dict(corpus=c.manifest.get("hash", ""), n=int(s["quilt_clips"]), seg_ms=list(QUILT_SEG_MS))
+    key = content_key(c.manifest["data"], n=int(s["quilt_clips"]), seg_ms=list(QUILT_SEG_MS), ordering="kim2024",
+                      cut_s=1.6, total_s=2.0, seed=0)
     return cache.arrays("scorecard-quilts", key, build, version="scorecard-quilts-1")
 
 
 def natsounds(s: dict, root, target_rms: float):
     """The 165 natural sounds at 22,050 Hz, RMS-normalised to ``target_rms`` (a stratified subset when
-    ``natsound_max`` is set: every music sound first, then non-music in file order)."""
+    ``natsound_max`` is set: every music sound first, then non-music in file order).
+
+    Returns ``(audio, is_music, categories, manifest)``; ``manifest`` is the folder's data manifest
+    (activations are memoised under its hash, never under the name alone)."""
     from stimuli.features import rms_normalise
     from stimuli.loaders import load_natsound165
 
@@ -230,7 +237,7 @@ def natsounds(s: dict, root, target_rms: float):
         k = int(s["natsound_max"])
         idx = np.sort(np.concatenate([m[: k // 2], n[: k - min(len(m), k // 2)]]))
     return (rms_normalise(ns.audio[idx], target_rms).astype(np.float32), music[idx],
-            np.asarray(ns.categories).astype(str)[idx])
+            np.asarray(ns.categories).astype(str)[idx], ns.manifest["data"])
 
 
 def music_tracks(s: dict, cache=None):
@@ -315,8 +322,8 @@ def natsound_cells(sm: ScoredModel, root, control: bool = False) -> dict:
     from harness import Criterion
 
     ms = ms_units(sm, control)
-    audio, music, cats = natsounds(sm.s, root, ms["train_rms"])
-    acts = sm.pooled("natsound165", audio, SR_CORPUS, control)[ms["layer"]]
+    audio, music, cats, data = natsounds(sm.s, root, ms["train_rms"])
+    acts = sm.pooled(f"natsound165:{data['hash']}", audio, SR_CORPUS, control)[ms["layer"]]
     x = _shift(acts, ms["floor"])
     per_clip = mean_response_per_clip(x, ms["units"])
     est = bootstrap_ratio(per_clip[None], music, seed=0)
