@@ -27,7 +27,7 @@ SPEC = Claim(
     competence=(VIT1D_RETRIEVAL,),
     tiers={
         "ci": Tier(settings=CI_SETTINGS, expect="INCONCLUSIVE",
-                   reason="measured at ci (rendered music21 corpus, small ViT-1D, commit of 2026-11-22): the averaged probe is at least as good as the class token on 3 of 4 global "
+                   reason="measured at ci (rendered music21 corpus, small ViT-1D; 2026-11-22, the same on 2026-12-06 with the network competent at its own task: held-out top-1 0.58 against 0.23 at initialisation): the averaged probe is at least as good as the class token on 3 of 4 global "
                           "tasks, but the mean paired gain is 0.008 [-0.027, 0.043] over test tracks: too few "
                           "tracks and tasks to resolve it"),
         "paper": Tier(settings=PAPER_SETTINGS, expect="PASS", data=("music_audio",)),
