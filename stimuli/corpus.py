@@ -28,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 
+from harness.cache import content_key, digest_manifest, generated_manifest
 from harness.errors import UserError
 from stimuli.dataset import ClipSet
 from stimuli.sounds import NONMUSIC_GENERATORS, colored_noise, make_sound, smooth, speech_source  # noqa: F401 (re-export)
@@ -527,6 +528,7 @@ def _clipset_from_arrays(arrs: dict, config: CorpusConfig, code: dict) -> ClipSe
         "hash": h.hexdigest(),
         "generation": json.loads(str(arrs["generation_json"])),
         "counts": {k: int(np.sum(arrs["kinds"] == k)) for k in ("music", "mixed", "nonmusic")},
+        "data": digest_manifest("corpus", h.hexdigest()),
     }
     return ClipSet(audio=audio, sr=int(config.sr), labels=np.asarray(arrs["labels"], dtype=bool),
                    class_names=[str(c) for c in arrs["class_names"]],
@@ -574,15 +576,15 @@ def make_corpus(config: CorpusConfig | None = None, cache=None, progress: bool =
         raise UserError(f"music_source {getattr(music_source, '__name__', music_source)!r} takes no kind= argument: "
                         "add one, or pass CorpusConfig(music_kinds=()) to let it choose its own kinds")
     code = _code_fingerprint(music_source)
-    key = {"config": asdict(config), "code": code}
+    generated = generated_manifest("corpus-config", config=asdict(config), code=code)
     build = lambda: _generate(config, music_source, progress)  # noqa: E731
-    arrs = build() if cache is None else cache.arrays("corpus", key, build, version=CORPUS_VERSION)
+    arrs = build() if cache is None else cache.arrays("corpus", content_key(generated), build, version=CORPUS_VERSION)
     clips = _clipset_from_arrays(arrs, config, code)
     if audit:
         if cache is None:
             result = confound_audit(clips, seed=config.seed, device=device, random_network=audit_network)
         else:
-            result = cache.json("corpus-audit", dict(key, data_hash=clips.manifest["hash"], network=audit_network),
+            result = cache.json("corpus-audit", content_key(clips.manifest["data"], network=audit_network),
                                 lambda: confound_audit(clips, seed=config.seed, device=device,
                                                        random_network=audit_network),
                                 version=CORPUS_VERSION)

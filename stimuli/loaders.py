@@ -306,11 +306,19 @@ def load_audioset(root_csv_dir, audio_dir, split_csvs=None, sr: int = 22050, cli
         rng = np.random.default_rng(seed)
         n_val = int(round(val_fraction * len(train_idx)))
         split[rng.choice(train_idx, size=n_val, replace=False)] = "val"
+    split_names = {k: [str(p.name) for p in v] for k, v in csv_paths.items()}
+    meta_files = [root / "ontology.json", *sorted({p for ps in csv_paths.values() for p in ps} | set(all_csvs))]
+    if kim_dir is not None:
+        meta_files += [p for p in (Path(kim_dir) / "music_categories.txt", Path(kim_dir) / "excluded_clips.csv")
+                       if p.is_file()]
+    data = audioset_manifest(audio_dir, [index[r["clip_id"]] for r in kept], meta_files, sr=sr, clip_s=clip_s,
+                             split_csvs=split_names, val_fraction=val_fraction, seed=seed, max_clips=max_clips,
+                             clip_ids=[r["clip_id"] for r in kept])
     manifest = dict(source="audioset", root=str(root), audio_dir=str(audio_dir), sr=sr, clip_s=clip_s,
-                    split_csvs={k: [str(p.name) for p in v] for k, v in csv_paths.items()},
-                    val_fraction=val_fraction, seed=seed, class_ids=class_ids,
-                    excluded_ids=sorted(kim_excluded_ids(Path(kim_dir))) if kim_dir is not None else [])
-    manifest["hash"] = _hash([manifest, [r["clip_id"] for r in kept]])
+                    split_csvs=split_names, val_fraction=val_fraction, seed=seed, class_ids=class_ids,
+                    excluded_ids=sorted(kim_excluded_ids(Path(kim_dir))) if kim_dir is not None else [],
+                    data=data)
+    manifest["hash"] = data["hash"]
     clips = ClipSet(
         audio=audio_arr, sr=sr, labels=_multi_hot([r["labels"] for r in kept], class_ids),
         class_names=[ontology[c]["name"] for c in class_ids], music_classes=music, speech_classes=speech,
@@ -318,6 +326,28 @@ def load_audioset(root_csv_dir, audio_dir, split_csvs=None, sr: int = 22050, cli
     report = dict(listed=len(rows), loaded=len(kept), missing=len(missing_ids), corrupt=len(corrupt),
                   missing_ids=missing_ids, corrupt_files=corrupt, duplicates=duplicates)
     return clips, report
+
+
+def files_manifest(name: str, files) -> dict:
+    """The data manifest of files anywhere on disk (grouped by folder, each by content)."""
+    from harness.cache import data_manifest, folder_manifest
+
+    by_dir: dict = {}
+    for f in files:
+        f = Path(f).resolve()
+        by_dir.setdefault(f.parent, []).append(f)
+    parts = [folder_manifest(d, files=fs, name=f"{name}.{d.name}") for d, fs in sorted(by_dir.items())]
+    return data_manifest(name, *parts)
+
+
+def audioset_manifest(audio_dir, audio_files, meta_files, **params) -> dict:
+    """The data manifest of a loaded AudioSet clip set: every audio file it read (by content, relative
+    to ``audio_dir``), the metadata files (ontology, segment CSVs, Kim et al.'s lists) and the loader's
+    ``params`` (rate, length, split, clip ids...)."""
+    from harness.cache import data_manifest, folder_manifest
+
+    audio = folder_manifest(audio_dir, files=audio_files, name="audioset_audio")
+    return data_manifest("audioset", audio, files_manifest("audioset_meta", meta_files), **params)
 
 
 def kim_training_variants(clips: ClipSet, excluded_ids=None, seed: int = 0, split: str = "train") -> dict:
@@ -359,6 +389,63 @@ def _find_audio(folder: Path, stem_or_name: str) -> Path | None:
     return None
 
 
+NATSOUND_LABELS = "category_labels.csv"
+
+
+def natsound165_files(root) -> tuple[Path, list, list, list]:
+    """The layout of the 165 natural sounds: ``(labels file, stems, categories, audio files)``.
+
+    Reads only ``category_labels.csv`` and resolves each listed stem to its file in ``wav/`` (or
+    ``root``); a malformed line or a missing file raises a one-line :class:`UserError`.
+    """
+    root = Path(root)
+    labels_file = root / NATSOUND_LABELS
+    rows = _read_label_rows(labels_file)
+    wav_dir = root / "wav" if (root / "wav").is_dir() else root
+    stems, cats, files = [], [], []
+    for rec in rows:
+        if len(rec) < 2:
+            raise UserError(f"{labels_file}: line {rec} should be <file stem>,<category>")
+        stem = rec[0].strip()
+        f = _find_audio(wav_dir, stem)
+        if f is None:
+            raise UserError(f"natural sound {stem!r} listed in {labels_file} has no audio file in {wav_dir}")
+        stems.append(stem)
+        cats.append(rec[1].strip())
+        files.append(f)
+    return labels_file, stems, cats, files
+
+
+def natsound165_manifest(root) -> dict:
+    """The data manifest of the 165 natural sounds (:func:`harness.cache.folder_manifest` of
+    ``category_labels.csv`` and every audio file it lists): what cache entries of them are keyed by."""
+    from harness.cache import folder_manifest
+
+    labels_file, _, _, files = natsound165_files(root)
+    return folder_manifest(root, files=[labels_file, *files], name="natsound165")
+
+
+def require_natsound_categories(root, needed, what: str = "this claim") -> None:
+    """Check that the sounds at ``root`` include every category in ``needed`` and at least one other.
+
+    Raises a one-line :class:`UserError` naming the missing category, the labels file and the fix
+    (a stand-in folder without a ``Song`` category would otherwise fail deep inside an analysis).
+    """
+    labels_file, _, cats, _ = natsound165_files(root)
+    present = sorted(set(cats))
+    missing = [c for c in needed if c not in present]
+    others = [c for c in present if c not in needed]
+    fix = (f"add sounds labelled {{}} to {labels_file} (lines <file stem>,<category>) or point --natsound165-root "
+           "at the 165 natural sounds (Norman-Haignere et al. 2015)")
+    if missing:
+        raise UserError(f"{what} needs the natural-sound categor{'y' if len(missing) == 1 else 'ies'} "
+                        f"{', '.join(repr(c) for c in missing)}, absent from {labels_file} (categories found: "
+                        f"{', '.join(present) or 'none'}): " + fix.format(" or ".join(repr(c) for c in missing)))
+    if not others:
+        raise UserError(f"{what} compares {', '.join(needed)} with other categories, but {labels_file} has no "
+                        "other category: " + fix.format("with the non-music categories"))
+
+
 def load_natsound165(root, sr: int = 22050, clip_s: float = 2.0) -> ClipSet:
     """The 165 natural sounds (Norman-Haignere et al. 2015).
 
@@ -376,29 +463,19 @@ def load_natsound165(root, sr: int = 22050, clip_s: float = 2.0) -> ClipSet:
     -------
     ClipSet
         One label column per category (11), music = Music + Song (35 sounds), speech = EngSpeech +
-        ForSpeech, ``categories`` set, every clip in split ``"test"``. A missing or corrupt file raises
-        a :class:`UserError` naming it.
+        ForSpeech, ``categories`` set, every clip in split ``"test"``. ``manifest["data"]`` is the
+        folder's data manifest (:func:`natsound165_manifest`) and ``manifest["hash"]`` hashes it with
+        ``sr`` and ``clip_s``. A missing or corrupt file raises a :class:`UserError` naming it.
     """
     root = Path(root)
-    rows = _read_label_rows(root / "category_labels.csv")
-    wav_dir = root / "wav" if (root / "wav").is_dir() else root
-    stems, cats = [], []
-    for rec in rows:
-        if len(rec) < 2:
-            raise UserError(f"{root / 'category_labels.csv'}: line {rec} should be <file stem>,<category>")
-        stems.append(rec[0].strip())
-        cats.append(rec[1].strip())
+    _, stems, cats, files = natsound165_files(root)
+    data = natsound165_manifest(root)
     n_samples = int(round(clip_s * sr))
-    audio = []
-    for s in stems:
-        f = _find_audio(wav_dir, s)
-        if f is None:
-            raise UserError(f"natural sound {s!r} listed in category_labels.csv has no audio file in {wav_dir}")
-        audio.append(fit_length(read_audio(f, sr), n_samples))
+    audio = [fit_length(read_audio(f, sr), n_samples) for f in files]
     names = list(dict.fromkeys(cats))
     labels = np.array([[c == n for n in names] for c in cats], dtype=bool)
-    manifest = dict(source="natsound165", root=str(root), sr=sr, clip_s=clip_s)
-    manifest["hash"] = _hash([manifest, stems, cats])
+    manifest = dict(source="natsound165", root=str(root), sr=sr, clip_s=clip_s, data=data)
+    manifest["hash"] = _hash(["natsound165", sr, clip_s, data["hash"]])
     return ClipSet(audio=np.stack(audio).astype(np.float32), sr=sr, labels=labels, class_names=names,
                    music_classes=np.array([n in NATSOUND_MUSIC_CATEGORIES for n in names]),
                    speech_classes=np.array([n in NATSOUND_SPEECH_CATEGORIES for n in names]),
@@ -432,6 +509,25 @@ def load_folder(root, labels_csv, sr: int = 22050, clip_s: float | None = None,
         :class:`UserError` naming it.
     """
     root = Path(root)
+    labels_csv, files, label_lists, splits, cats = _folder_rows(root, labels_csv)
+    data = folder_data_manifest(root, labels_csv)
+    waves = [read_audio(f, sr) for f in files]
+    n_samples = int(round(clip_s * sr)) if clip_s is not None else max(w.shape[0] for w in waves)
+    names = list(dict.fromkeys(lab for labs in label_lists for lab in labs))
+    music_set = {m.lower() for m in music_labels}
+    speech_set = {m.lower() for m in speech_labels}
+    manifest = dict(source="folder", root=str(root), labels_csv=str(labels_csv), sr=sr, clip_s=clip_s, data=data)
+    manifest["hash"] = _hash(["folder", sr, clip_s, sorted(music_set), sorted(speech_set), data["hash"]])
+    return ClipSet(audio=np.stack([fit_length(w, n_samples) for w in waves]).astype(np.float32), sr=sr,
+                   labels=_multi_hot(label_lists, names), class_names=names,
+                   music_classes=np.array([n.lower() in music_set for n in names], dtype=bool),
+                   speech_classes=np.array([n.lower() in speech_set for n in names], dtype=bool),
+                   split=np.array(splits), clip_ids=[str(f.relative_to(root).with_suffix("")) for f in files],
+                   categories=np.array(cats), manifest=manifest)
+
+
+def _folder_rows(root: Path, labels_csv) -> tuple:
+    """``(labels file, audio files, label lists, splits, categories)`` of a user folder (see :func:`load_folder`)."""
     labels_csv = Path(labels_csv)
     if not labels_csv.is_absolute() and not labels_csv.is_file():
         labels_csv = root / labels_csv
@@ -459,16 +555,16 @@ def load_folder(root, labels_csv, sr: int = 22050, clip_s: float | None = None,
         cats.append(r.get("category") or (labs[0] if labs else ""))
     if not files:
         raise UserError(f"{labels_csv} lists no files: add rows file,labels")
-    waves = [read_audio(f, sr) for f in files]
-    n_samples = int(round(clip_s * sr)) if clip_s is not None else max(w.shape[0] for w in waves)
-    names = list(dict.fromkeys(lab for labs in label_lists for lab in labs))
-    music_set = {m.lower() for m in music_labels}
-    speech_set = {m.lower() for m in speech_labels}
-    manifest = dict(source="folder", root=str(root), labels_csv=str(labels_csv), sr=sr, clip_s=clip_s)
-    manifest["hash"] = _hash([manifest, [str(f) for f in files], label_lists, splits])
-    return ClipSet(audio=np.stack([fit_length(w, n_samples) for w in waves]).astype(np.float32), sr=sr,
-                   labels=_multi_hot(label_lists, names), class_names=names,
-                   music_classes=np.array([n.lower() in music_set for n in names], dtype=bool),
-                   speech_classes=np.array([n.lower() in speech_set for n in names], dtype=bool),
-                   split=np.array(splits), clip_ids=[str(f.relative_to(root).with_suffix("")) for f in files],
-                   categories=np.array(cats), manifest=manifest)
+    return labels_csv, files, label_lists, splits, cats
+
+
+def folder_data_manifest(root, labels_csv, name: str = "folder") -> dict:
+    """The data manifest of a user folder (:func:`load_folder`): the labels CSV and every audio file it
+    lists, by content (:func:`harness.cache.folder_manifest`); the CSV may lie outside ``root``."""
+    from harness.cache import data_manifest, folder_manifest
+
+    root = Path(root)
+    labels_csv, files, _, _, _ = _folder_rows(root, labels_csv)
+    audio = folder_manifest(root, files=files, name=f"{name}.audio")
+    labels = folder_manifest(labels_csv.parent, files=[labels_csv], name=f"{name}.labels")
+    return data_manifest(name, audio, labels)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from analysis.stats import Estimate
+from harness.cache import array_manifest, content_key, entry_ref
 from harness.errors import UserError
 from harness.spec import Competence
 
@@ -33,6 +34,10 @@ QUILT_SEG_MS = (50, 100, 200, 400, 800, 1600)
 MODEL_VERSION = "kim2024-model-1"
 FEATURE_VERSION = "kim2024-features-1"
 COMPETENCE_VERSION = "kim2024-competence-1"
+LOGMEL_VERSION = "logmel-1"
+AMPLITUDE_VERSION = "logmel-amp-1"
+NATSOUND_VERSION = "natsound-2"
+QUILTS_VERSION = "quilts-1"
 
 #: ci tier: the embedded corpus, 1/4-width CNN, 2-s clips. Seeds: main and random init use
 #: ``seeds``; the other trained conditions use ``seeds_other`` (budget, declared in each spec).
@@ -196,9 +201,26 @@ class KimConditions:
                                  progress=self.verbose)
         return clips
 
-    def corpus_key(self) -> dict:
+    def corpus_input(self) -> dict:
+        """The training corpus's data manifest, the input of every entry computed from the corpus.
+
+        ``clips().manifest["data"]``: the embedded corpus's content hash (audio and labels), or the
+        AudioSet manifest (every audio file read, by content, plus the metadata files); a clip set
+        without one is keyed by its arrays.
+        """
         c = self.clips()
-        return {"data_hash": c.manifest.get("hash", c.content_hash()), "n": len(c), "sr": c.sr}
+        data = c.manifest.get("data")
+        if data is None:
+            data = array_manifest("corpus", c.audio, c.labels, c.split, clip_ids=list(c.clip_ids),
+                                  class_names=list(c.class_names))
+        return data
+
+    def logmel_key(self) -> dict:
+        """Key of the corpus log-mel entry (the input of every network trained on it)."""
+        return content_key(self.corpus_input(), sr=int(self.clips().sr), features="kim2024 log-mel")
+
+    def logmel_ref(self) -> dict:
+        return entry_ref("kim2024-logmel", self.logmel_key(), version=LOGMEL_VERSION)
 
     def logmel(self) -> np.ndarray:
         """Kim et al. log-mel of every corpus clip, ``[n, 64, frames]`` float32 (cached)."""
@@ -208,8 +230,8 @@ class KimConditions:
             c = self.clips()
             t0 = time.perf_counter()
             self._logmel = self.cache.arrays(
-                "kim2024-logmel", self.corpus_key(),
-                lambda: {"x": logmel(c.audio, sr=c.sr, device=self.device)}, version="logmel-1")["x"]
+                "kim2024-logmel", self.logmel_key(),
+                lambda: {"x": logmel(c.audio, sr=c.sr, device=self.device)}, version=LOGMEL_VERSION)["x"]
             self.timings["logmel_s"] = time.perf_counter() - t0
         return self._logmel
 
@@ -228,16 +250,22 @@ class KimConditions:
 
     # ------------------------------------------------------------------ models
     def model_config(self, condition: str, seed: int) -> dict:
+        """The network's key: its training data (corpus and log-mel entry) and training settings."""
         if condition not in CONDITIONS:
             raise UserError(f"unknown Kim et al. condition {condition!r}: choose one of {', '.join(CONDITIONS)}")
-        cfg = dict(self.corpus_key(), condition=condition, seed=int(seed), width=float(self.s["width"]))
-        if condition == "random_init":
-            return cfg
-        cfg["epochs"] = int(self.s["shuffled_epochs"] if condition == "shuffled_labels" else self.s["epochs"])
+        cfg = dict(condition=condition, seed=int(seed), width=float(self.s["width"]))
+        if condition != "random_init":
+            cfg["epochs"] = int(self.s["shuffled_epochs"] if condition == "shuffled_labels" else self.s["epochs"])
         if condition == "shuffled_labels":
             cfg["shuffled_clips"] = self.s.get("shuffled_clips")
             cfg["keep"] = "last"  # memorisation: keep the memorised weights, not the best-validation epoch
-        return cfg
+        return content_key(self.corpus_input(), self.logmel_ref(), **cfg)
+
+    def model_input(self, condition: str, seed: int) -> dict:
+        """What entries computed from a network are keyed by: its cache entry (trained conditions) or,
+        for ``random_init`` (never cached), its key."""
+        cfg = self.model_config(condition, seed)
+        return cfg if condition == "random_init" else entry_ref("kim2024-model", cfg, version=MODEL_VERSION)
 
     def model(self, condition: str, seed: int):
         """The network of a condition and seed (trained, or freshly initialised for ``random_init``).
@@ -338,8 +366,9 @@ class KimConditions:
             out["chance_map"] = float(y[:, y.any(axis=0)].mean(axis=0).mean())
             return out
 
-        return self.cache.json("kim2024-competence", dict(self.model_config(condition, seed), task=task), build,
-                               version=COMPETENCE_VERSION)
+        key = content_key(self.model_input(condition, seed), self.model_input("random_init", seed),
+                          self.logmel_ref(), task=task)
+        return self.cache.json("kim2024-competence", key, build, version=COMPETENCE_VERSION)
 
     def competence(self, condition: str, run=None) -> dict:
         """``{competence name: Estimate over seeds}`` of a trained condition, for ``Evidence.competence``.
@@ -376,20 +405,25 @@ class KimConditions:
         return set(self.clips().manifest.get("excluded_ids", ()))
 
     # ------------------------------------------------------------------ features
-    def _features(self, condition: str, seed: int, stimulus: str, make_x) -> dict:
-        """Cached pooled features and logits of a network on a named stimulus set."""
+    def _features(self, condition: str, seed: int, stimulus: str, source: dict, make_x) -> dict:
+        """Cached pooled features and logits of a network on a stimulus set.
+
+        Keyed by the network (:meth:`model_input`) and ``source``, the key of the stimulus set's own
+        cache entry (:func:`harness.cache.entry_ref`), so another set of sounds under the same
+        ``stimulus`` name is another entry.
+        """
         def build():
             model, _ = self.model(condition, seed)
             model = model.to(self.device)
             feats, logits = model.features_and_logits(make_x(), batch_size=256, device=self.device)
             return {"features": feats, "logits": logits}
 
-        key = dict(self.model_config(condition, seed), stimulus=stimulus)
+        key = content_key(self.model_input(condition, seed), source, stimulus=stimulus)
         return self.cache.arrays("kim2024-features", key, build, version=FEATURE_VERSION)
 
     def features(self, condition: str, seed: int) -> dict:
         """Features ``[n_clips, n_pooled]`` and logits of every corpus clip."""
-        return self._features(condition, seed, "corpus", self.logmel)
+        return self._features(condition, seed, "corpus", self.logmel_ref(), self.logmel)
 
     def transformed_logmel(self, transform: str) -> dict:
         """Log-mel of the training split's analysis clips after an amplitude manipulation.
@@ -413,16 +447,33 @@ class KimConditions:
                 a[sp.is_music] = attenuate_to_power_ratio(a[sp.is_music], ref, 1.0 / 64.0)
             return {"x": logmel(a, sr=c.sr, device=self.device), "idx": sp.idx, "is_music": sp.is_music}
 
-        return self.cache.arrays("kim2024-logmel-amplitude", dict(self.corpus_key(), transform=transform),
-                                 build, version="logmel-amp-1")
+        return self.cache.arrays("kim2024-logmel-amplitude", self._amplitude_key(transform), build,
+                                 version=AMPLITUDE_VERSION)
+
+    def _amplitude_key(self, transform: str) -> dict:
+        return content_key(self.corpus_input(), transform=transform, split="train")
 
     def transformed_features(self, condition: str, seed: int, transform: str) -> np.ndarray:
-        return self._features(condition, seed, f"train-{transform}",
+        source = entry_ref("kim2024-logmel-amplitude", self._amplitude_key(transform), version=AMPLITUDE_VERSION)
+        return self._features(condition, seed, f"train-{transform}", source,
                               lambda: self.transformed_logmel(transform)["x"])["features"]
 
     # ------------------------------------------------------------------ 165 natural sounds
+    def natsound_key(self, root) -> dict:
+        """Key of the 165 sounds' log-mel entry: the folder's content (labels file and every sound it
+        lists, :func:`stimuli.loaders.natsound165_manifest`) and the corpus (its training RMS)."""
+        from stimuli.loaders import natsound165_manifest
+
+        return content_key(natsound165_manifest(root), self.corpus_input(), sr=22050, clip_s=2.0,
+                           normalise="mean training RMS")
+
     def natsound_logmel(self, root) -> dict:
-        """The 165 sounds at 22,050 Hz, RMS-normalised to the mean training RMS, as log-mel."""
+        """The 165 sounds at 22,050 Hz, RMS-normalised to the mean training RMS, as log-mel.
+
+        Returns ``{"x", "is_music", "categories", "stems"}``; cached by the folder's content
+        (:meth:`natsound_key`), so another folder, an edited labels file or permuted audio files
+        are another entry.
+        """
         from stimuli.features import logmel, rms_normalise
         from stimuli.loaders import load_natsound165
 
@@ -430,13 +481,14 @@ class KimConditions:
             ns = load_natsound165(root, sr=22050)
             a = rms_normalise(ns.audio, self.mean_training_rms())
             return {"x": logmel(a, sr=22050, device=self.device), "is_music": ns.is_music == 1,
-                    "categories": np.asarray(ns.categories).astype(str)}
+                    "categories": np.asarray(ns.categories).astype(str), "stems": np.asarray(ns.clip_ids).astype(str)}
 
-        return self.cache.arrays("kim2024-natsound165", dict(self.corpus_key(), root=str(root)), build,
-                                 version="natsound-1")
+        return self.cache.arrays("kim2024-natsound165", self.natsound_key(root), build, version=NATSOUND_VERSION)
 
     def natsound_features(self, condition: str, seed: int, root) -> np.ndarray:
-        return self._features(condition, seed, "natsound165", lambda: self.natsound_logmel(root)["x"])["features"]
+        source = entry_ref("kim2024-natsound165", self.natsound_key(root), version=NATSOUND_VERSION)
+        return self._features(condition, seed, "natsound165", source,
+                              lambda: self.natsound_logmel(root)["x"])["features"]
 
     # ------------------------------------------------------------------ quilts
     def quilt_logmel(self, kind: str) -> dict:
@@ -455,8 +507,7 @@ class KimConditions:
         want = sp.is_music if kind == "music" else ~sp.is_music
         n = int(self.s["quilt_clips"])
         idx = sp.idx[want][:n]
-        key = dict(self.corpus_key(), kind=kind, n=n, seg_ms=list(QUILT_SEG_MS), cut_s=self.s["quilt_cut_s"],
-                   ordering=self.s["quilt_ordering"])
+        key = self._quilt_key(kind)
 
         def build():
             c = self.clips()
@@ -468,7 +519,12 @@ class KimConditions:
                 out[str(ms)] = logmel(st[float(ms)], sr=c.sr, device=self.device)
             return out
 
-        return self.cache.arrays("kim2024-quilts", key, build, version="quilts-1")
+        return self.cache.arrays("kim2024-quilts", key, build, version=QUILTS_VERSION)
+
+    def _quilt_key(self, kind: str) -> dict:
+        return content_key(self.corpus_input(), kind=kind, n=int(self.s["quilt_clips"]), seg_ms=list(QUILT_SEG_MS),
+                           cut_s=self.s["quilt_cut_s"], ordering=self.s["quilt_ordering"],
+                           total_s=float(self.s["clip_s"]), split="train")
 
     def quilt_features(self, condition: str, seed: int, kind: str) -> dict:
         """Pooled features for the original and every quilt size: ``{"original": [n, units], 50: ...}``."""
@@ -476,7 +532,8 @@ class KimConditions:
             q = self.quilt_logmel(kind)
             return np.concatenate([q["original"]] + [q[str(ms)] for ms in QUILT_SEG_MS])
 
-        f = self._features(condition, seed, f"quilts-{kind}", make_x)["features"]
+        source = entry_ref("kim2024-quilts", self._quilt_key(kind), version=QUILTS_VERSION)
+        f = self._features(condition, seed, f"quilts-{kind}", source, make_x)["features"]
         parts = np.split(f, 1 + len(QUILT_SEG_MS))
         return {"original": parts[0], **{ms: p for ms, p in zip(QUILT_SEG_MS, parts[1:])}}
 

@@ -7,6 +7,8 @@ from claims.kim2024._conditions import CI_MEASURED, COMPETENCE, KimConditions, t
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 from stimuli.loaders import NATSOUND_MUSIC_CATEGORIES as MUSIC_CATEGORIES
+from stimuli.loaders import require_natsound_categories
+
 N_BOOT = 2000
 
 SPEC = Claim(
@@ -78,6 +80,7 @@ def test_natsound165_ratio(run):
     import matplotlib.pyplot as plt
 
     root = run.require_data("natsound165")
+    require_natsound_categories(root, MUSIC_CATEGORIES, what=SPEC.id)   # one line, before any training
     cond = KimConditions.from_run(run, needs=("without_music", "with_music"))
     main, rand = per_seed(cond, "without_music", root), per_seed(cond, "random_init", root)
     withm = per_seed(cond, "with_music", root)
