@@ -4,7 +4,7 @@ import numpy as np
 from analysis.attention import events_to_frames, layerwise_event_test
 from analysis.ssm import checkerboard_novelty, chord_change_times, cosine_ssm
 from claims.kong2025.pipeline import (CI_SETTINGS, PAPER_SETTINGS, bundle_for, excess_over, layer_ssms,
-                                      reference_features, surrogate_estimate, track_frames)
+                                      reference_features, surrogate_estimate, track_frames, VIT1D_RETRIEVAL, earned)
 from claims.papers import KONG2025
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -30,9 +30,10 @@ SPEC = Claim(
     controls={"mismatched_chords": "FAIL"},
     control_notes={"mismatched_chords": "trained novelty scored against another test track's chord changes; "
                                         "random-init and chroma-SSM numbers are reported as values"},
+    competence=(VIT1D_RETRIEVAL,),
     tiers={
         "ci": Tier(settings=CI_SETTINGS, expect="INCONCLUSIVE",
-                   reason="measured at ci (rendered music21 corpus, small ViT-1D, commit of 2026-11-22): SSM novelty of the trained network finds chord changes above surrogates "
+                   reason="measured at ci (rendered music21 corpus, small ViT-1D; 2026-11-22, the same on 2026-12-06 with the network competent at its own task: held-out top-1 0.58 against 0.23 at initialisation): SSM novelty of the trained network finds chord changes above surrogates "
                           "(f_excess 0.236 [0.193, 0.285], p = 0.004), but the random-init network does as well "
                           "(0.240 [0.198, 0.286]) and the input's chroma SSM better (0.372): at ci the effect is "
                           "input-driven, not learned. A first version had no gain criterion and PASSed"),
@@ -83,6 +84,6 @@ def test_ssm_chord_changes(run):
     run.log_values({"trained": main_vals, "mismatched_chords": mism_vals, "random_init": rand_vals,
                     "random_init_f_excess": rand.to_dict(), "chroma_ssm_f_excess": chroma_est.to_dict(),
                     "n_chord_changes": int(ref.sum()), "n_test_tracks": int(len(test))})
-    return {"main": Evidence({"f_excess": main, "gain_vs_random": excess_over(main, rand)}, values=main_vals),
-            "mismatched_chords": Evidence({"f_excess": mism, "gain_vs_random": excess_over(mism, rand)},
-                                          values=mism_vals)}
+    return earned(run, bundle, {
+        "main": Evidence({"f_excess": main, "gain_vs_random": excess_over(main, rand)}, values=main_vals),
+        "mismatched_chords": Evidence({"f_excess": mism, "gain_vs_random": excess_over(mism, rand)}, values=mism_vals)})
