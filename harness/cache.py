@@ -107,7 +107,9 @@ def file_digest(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes, memoised per process by (path, inode, size, mtime, ctime).
 
     A file rewritten in place keeps its path but changes its mtime (and usually its size), so it
-    is read again; an unchanged file is only stat-ed.
+    is read again; an unchanged file is only stat-ed. The memo lives for one process: a rewrite of
+    the same size within one filesystem timestamp tick (milliseconds) of a digest taken by the same
+    process is the one edit it can miss; every new run reads each file afresh.
     """
     p = Path(path).resolve()
     st = p.stat()
@@ -307,7 +309,14 @@ def entry_ref(namespace: str, config: Mapping, *, version: str) -> dict:
     changes every entry computed from it.
     """
     return {"kind": "entry", "name": namespace, "hash": entry_key(namespace, config, version),
-            "data": list(config.get("data", ())) if isinstance(config, Mapping) else []}
+            "data": _data_of(config)}
+
+
+def _data_of(config: Any) -> list[str]:
+    """The ``name:hash`` data labels a content key carries (none for any other config)."""
+    if isinstance(config, Mapping) and config.get("kind") == "key":
+        return [str(d) for d in config.get("data", ())]
+    return []
 
 
 def short(h: str) -> str:
@@ -402,7 +411,7 @@ class Cache:
         key = self.key(namespace, config, version)
         ns_dir = self.root / namespace
         final = ns_dir / key
-        data = list(config.get("data", ())) if isinstance(config, Mapping) else []
+        data = _data_of(config)
         if self._valid(final):
             self._record(namespace, key, "hit", t0, data)
             return final

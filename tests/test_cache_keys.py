@@ -28,6 +28,14 @@ def write_wav(path, seed: int, dur_s: float = 0.5, sr: int = SR) -> None:
     sf.write(path, _noise(seed, dur_s, sr), sr, subtype="PCM_16")
 
 
+def rewrite_wav(path, seed: int, dur_s: float = 0.5, sr: int = SR) -> None:
+    """Another sound of the same length at the same path, written as a later edit would (mtime moves on)."""
+    st = path.stat()
+    write_wav(path, seed, dur_s, sr)
+    assert path.stat().st_size == st.st_size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
 def make_natsounds(root, seed: int = 0, categories=NAT_CATEGORIES, audio_seeds=None):
     """A stand-in for the 165 natural sounds: ``wav/stimK.wav`` + ``category_labels.csv`` (same format)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -45,6 +53,15 @@ def edit_in_place(path, text: str) -> None:
         f.seek(0)
         f.write(text)
         f.truncate()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def flip_last_byte(path) -> None:
+    """Change a file's content at the same path and size, as a later edit would."""
+    b = bytearray(path.read_bytes())
+    b[-1] ^= 0xFF
+    st = path.stat()
+    path.write_bytes(bytes(b))
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
 
 
@@ -212,7 +229,7 @@ def test_corpus_folder_edits_change_every_entry_computed_from_it(tmp_path, corpu
     cond = kim(tmp_path, corpus_clips)
     f1 = cond.features("random_init", 0)["features"]
     root = tmp_path / "corpus"
-    write_wav(root / "c0.wav", 999, dur_s=1.0)                      # same name and size, other sound
+    rewrite_wav(root / "c0.wav", 999, dur_s=1.0)                      # same name and size, other sound
     cond2 = kim(tmp_path, load_folder(root, "labels.csv", sr=SR, clip_s=1.0), Cache(tmp_path / "cache"))
     f2 = cond2.features("random_init", 0)["features"]
     assert outcomes(cond2.cache) == {"kim2024-logmel": ["miss"], "kim2024-features": ["miss"]}
@@ -264,3 +281,182 @@ def test_the_real_165_sounds_have_a_stable_manifest():
     assert m["n_files"] == 166 and natsound165_manifest(root)["hash"] == m["hash"]
     require_natsound_categories(root, ("Music", "Song"))
     assert load_natsound165(root).manifest["data"]["hash"] == m["hash"]
+
+
+# ------------------------------------------------------------------------------- a user folder
+def _user_folder(root, seeds=(1, 2, 3), labels=("Music", "Dog", "Speech")):
+    for k, s in enumerate(seeds):
+        write_wav(root / f"s{k}.wav", s)
+    (root / "labels.csv").write_text("file,labels\n" + "".join(f"s{k}.wav,{lab}\n" for k, lab in enumerate(labels)))
+    return root
+
+
+def _folder_logmel(cache, root):
+    """A cache entry that reads a user folder (``load_folder``), keyed by its data manifest."""
+    from stimuli.features import logmel
+    from stimuli.loaders import folder_data_manifest, load_folder
+
+    key = content_key(folder_data_manifest(root, "labels.csv"), sr=SR)
+    return cache.arrays("folder-logmel", key, lambda: {
+        "x": logmel(load_folder(root, "labels.csv", sr=SR).audio, sr=SR),
+        "music": load_folder(root, "labels.csv", sr=SR).is_music}, version="1")
+
+
+def test_load_folder_data_is_keyed_by_content(tmp_path):
+    from stimuli.loaders import load_folder
+
+    a = _user_folder(tmp_path / "a")
+    cache = Cache(tmp_path / "cache")
+    xa = _folder_logmel(cache, a)
+    assert load_folder(a, "labels.csv").manifest["data"]["hash"] == load_folder(a, "labels.csv").manifest["data"]["hash"]
+    b = _user_folder(tmp_path / "b", seeds=(7, 8, 9))                  # same names, sizes and labels
+    xb = _folder_logmel(cache, b)
+    assert not np.allclose(xa["x"], xb["x"])
+    assert [e.outcome for e in cache.events] == ["miss", "miss"]
+    np.testing.assert_array_equal(_folder_logmel(Cache(tmp_path / "cache"), a)["x"], xa["x"])   # unchanged: hit
+    edit_in_place(a / "labels.csv", (a / "labels.csv").read_text().replace("Dog", "Sax"))      # same size
+    again = Cache(tmp_path / "cache")
+    xa2 = _folder_logmel(again, a)
+    assert [e.outcome for e in again.events] == ["miss"]
+    assert load_folder(a, "labels.csv").class_names == ["Music", "Sax", "Speech"]
+    np.testing.assert_array_equal(xa2["x"], xa["x"])
+    # a labels CSV outside the folder is part of the manifest too
+    (tmp_path / "outside.csv").write_text((a / "labels.csv").read_text())
+    m1 = load_folder(a, tmp_path / "outside.csv").manifest["data"]["hash"]
+    edit_in_place(tmp_path / "outside.csv", (tmp_path / "outside.csv").read_text().replace("Sax", "Dog"))
+    assert load_folder(a, tmp_path / "outside.csv").manifest["data"]["hash"] != m1
+
+
+# ---------------------------------------------------------------------- AudioSet (--audioset-*)
+SINGING = ("Singing", "Humming", "Yodeling", "Chant", "Male singing", "Female singing", "Child singing",
+           "Synthetic singing", "Rapping")
+
+
+def make_audioset(root, n_train: int = 10, n_eval: int = 6):
+    """A tiny AudioSet: ontology.json, the two segment CSVs, Kim et al.'s lists and 1-s clips."""
+    import json
+
+    meta, audio, kim_dir = root / "meta", root / "audio", root / "kim2024"
+    for d in (meta, audio, kim_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    classes = [("/m/04rlf", "Music", ["/m/guitar"]), ("/m/guitar", "Guitar", []), ("/m/09x0r", "Speech", []),
+               ("/m/dog", "Dog", [])] + [(f"/m/sing{i}", n, []) for i, n in enumerate(SINGING)]
+    (meta / "ontology.json").write_text(json.dumps([{"id": c, "name": n, "child_ids": ch} for c, n, ch in classes]))
+    labels = ["/m/04rlf", "/m/dog", "/m/09x0r", "/m/guitar"]
+    for name, n, off in (("balanced_train_segments.csv", n_train, 0), ("eval_segments.csv", n_eval, 100)):
+        rows = [f'yt{off + i:03d}, 30.000, 31.000, "{labels[i % 4]}"' for i in range(n)]
+        (meta / name).write_text("# segments\n# YTID, start_seconds, end_seconds, positive_labels\n" + "\n".join(rows) + "\n")
+        for i in range(n):
+            write_wav(audio / f"yt{off + i:03d}_30.000.wav", off + i, dur_s=1.0)
+    (kim_dir / "music_categories.txt").write_text("Guitar\n")
+    (kim_dir / "excluded_clips.csv").write_text("YTID,start_seconds\nyt000,30\n")
+    return meta, audio, kim_dir
+
+
+def audioset_kim(tmp_path, meta, audio, kim_dir, cache=None):
+    from claims.kim2024._conditions import KimConditions, tier_settings
+    from harness.options import DataRoots
+
+    data = DataRoots({"audioset_meta": str(meta), "audioset_audio": str(audio), "kim2024_lists": str(kim_dir)})
+    s = tier_settings("paper", clip_s=1.0, seeds=1)
+    return KimConditions(s, cache or Cache(tmp_path / "cache"), "cpu", data=data)
+
+
+def test_audioset_entries_follow_the_audio_and_the_metadata(tmp_path):
+    meta, audio, kim_dir = make_audioset(tmp_path / "as")
+    cond = audioset_kim(tmp_path, meta, audio, kim_dir)
+    x = cond.logmel()
+    key0 = cond.model_config("without_music", 0)["hash"]
+    again = audioset_kim(tmp_path, meta, audio, kim_dir, Cache(tmp_path / "cache"))
+    np.testing.assert_array_equal(again.logmel(), x)
+    assert outcomes(again.cache) == {"kim2024-logmel": ["hit"]}
+    assert again.model_config("without_music", 0)["hash"] == key0
+    # one clip replaced by another sound of the same size, at the same path
+    rewrite_wav(audio / "yt001_30.000.wav", 4242, dur_s=1.0)
+    changed = audioset_kim(tmp_path, meta, audio, kim_dir, Cache(tmp_path / "cache"))
+    x2 = changed.logmel()
+    assert outcomes(changed.cache) == {"kim2024-logmel": ["miss"]}
+    assert not np.allclose(x2[1], x[1]) and np.allclose(x2[0], x[0])
+    key1 = changed.model_config("without_music", 0)["hash"]
+    assert key1 != key0
+    # Kim et al.'s excluded list edited at the same path: another training set, another network
+    edit_in_place(kim_dir / "excluded_clips.csv", "YTID,start_seconds\nyt002,30\n")
+    edited = audioset_kim(tmp_path, meta, audio, kim_dir, Cache(tmp_path / "cache"))
+    assert edited.model_config("without_music", 0)["hash"] != key1
+    assert edited.clips().manifest["excluded_ids"] == ["yt002_30.000"]
+    # a segment's labels edited: another corpus
+    csv = meta / "eval_segments.csv"
+    key2 = edited.model_config("without_music", 0)["hash"]
+    edit_in_place(csv, csv.read_text().replace('yt100, 30.000, 31.000, "/m/04rlf"', 'yt100, 30.000, 31.000, "/m/dog"  '))
+    relabelled = audioset_kim(tmp_path, meta, audio, kim_dir, Cache(tmp_path / "cache"))
+    assert relabelled.model_config("without_music", 0)["hash"] != key2
+
+
+# ------------------------------------------------------------- Grasse et al. paper-tier folders
+def test_grasse_paper_inputs_follow_the_files_read(tmp_path):
+    """--speech-audio / --music-audio / --transcription-data / --checkpoints: the condition key
+    follows the files the run reads, by content; unchanged folders give the same key."""
+    from claims.grasse2026._conditions import PAPER_SETTINGS, _picked_files, training_inputs
+    from harness.options import DataRoots
+
+    for name in ("speech", "music"):
+        for k in range(4):
+            write_wav(tmp_path / name / f"{name}{k}.wav", 10 * k + len(name), dur_s=0.5, sr=16000)
+    (tmp_path / "tr").mkdir()
+    for k in range(2):
+        np.savez(tmp_path / "tr" / f"x{k}.npz", audio=_noise(k, 0.5, 16000), piano_roll=np.zeros((5, 128), bool),
+                 frame_times_s=np.arange(5) * 0.01)
+    (tmp_path / "ck" / "wav2vec2").mkdir(parents=True)
+    (tmp_path / "ck" / "wav2vec2" / "config.json").write_text('{"hidden": 8}')
+    data = DataRoots({"speech_audio": str(tmp_path / "speech"), "music_audio": str(tmp_path / "music"),
+                      "transcription": str(tmp_path / "tr"), "checkpoints": str(tmp_path / "ck")})
+    s = dict(PAPER_SETTINGS, ssl_clips=4, music_tracks=2)
+
+    def key():
+        return content_key(*training_inputs("wav2vec2", "paper", s, 0, data), arch="wav2vec2")["hash"]
+
+    k0 = key()
+    assert key() == k0
+    _, picked, _ = _picked_files(tmp_path / "speech", s["ssl_clips"] // 2, 0)
+    changed = {}
+    for path in (picked[0], tmp_path / "tr" / "x1.npz", tmp_path / "ck" / "wav2vec2" / "config.json"):
+        old = path.read_bytes()
+        flip_last_byte(path)
+        changed[path.name] = key()
+        path.write_bytes(old)
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 2_000_000_000))
+    assert all(v != k0 for v in changed.values()) and len(set(changed.values())) == 3
+    assert key() == k0
+    unread = next(p for p in sorted((tmp_path / "speech").glob("*.wav")) if p not in picked)
+    flip_last_byte(unread)                                   # a file the run does not read
+    assert key() == k0
+
+
+# --------------------------------------------------------------- Kong et al. --music-audio
+def test_kong_music_audio_folder_feeds_the_pretraining_key(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import claims.kong2025.pipeline as kp
+
+    for k in range(3):
+        write_wav(tmp_path / "music" / f"m{k}.wav", k, dur_s=2.5, sr=16000)
+    n_tracks, sr, clip_s = 24, 16000, 2.0
+    tracks = np.stack([_noise(100 + i, clip_s, sr) for i in range(n_tracks)])
+    monkeypatch.setattr(kp, "render_tracks", lambda cfg, cache=None: SimpleNamespace(audio=tracks))
+    cfg = kp.KongConfig(n_tracks=n_tracks, clip_s=clip_s, crop_s=1.0, dim=16, depth=1, n_heads=2, mlp_ratio=1.0,
+                        steps=1, batch_size=4, pretrain_source="music_audio", max_pretrain_clips=3, n_mels=16)
+
+    def run():
+        cache = Cache(tmp_path / "cache")
+        kp.load_bundle(cfg, cache=cache, music_audio_root=tmp_path / "music")
+        return outcomes(cache), data_used(cache.events)
+
+    first, used = run()
+    assert set(first["kong2025-vit1d"]) == {"miss"}
+    assert "music_audio" in {u["name"] for u in used}
+    second, _ = run()
+    assert set(o for v in second.values() for o in v) == {"hit"}
+    rewrite_wav(tmp_path / "music" / "m0.wav", 77, dur_s=2.5, sr=16000)     # same size, other music
+    third, _ = run()
+    assert third["kong2025-vit1d"] == ["miss"] and third["kong2025-logmel"] == ["hit"]
+    assert third["kong2025-layers"] == ["miss", "miss"]

@@ -228,7 +228,9 @@ def load_bundle(cfg: KongConfig, cache=None, device="cpu", music_audio_root: Pat
         "random_init": random_init_like(pre_mel, mcfg, seed=cfg.seed, device=device),
     }
     models["trained"].load_state_dict(trained["state_dict"])
-    test_conf = {**train_conf, "data": data_hash, "feat": feat_conf, "test": _sha(splits["test"])}
+    mel_ref = entry_ref("kong2025-logmel", feat_conf, version=VERSION)
+    test_conf = content_key(entry_ref("kong2025-vit1d", train_conf, version=VERSION), train_conf, mel_ref,
+                            test=_sha(splits["test"]))   # the trained network, its random init, the test tracks
 
     def build_retrieval():
         test_mel = mel[splits["test"]]
@@ -240,8 +242,7 @@ def load_bundle(cfg: KongConfig, cache=None, device="cpu", music_audio_root: Pat
     outputs = {}
     for kind, model in models.items():
         net = entry_ref("kong2025-vit1d", train_conf, version=VERSION) if kind == "trained" else train_conf
-        conf = content_key(net, entry_ref("kong2025-logmel", feat_conf, version=VERSION), kind=kind,
-                           window=cfg.crop_frames)
+        conf = content_key(net, mel_ref, kind=kind, window=cfg.crop_frames)
 
         def build_out(model=model):
             res = extract_layers(model, mel, cfg.crop_frames, device=device, attention_reducer=received_attention,
