@@ -238,6 +238,7 @@ class ClaimRun:
             "settings": self.settings, "seeds": self.seeds, "settings_overridden": self.overridden,
             "cache_hits": sum(e.outcome == "hit" for e in self.cache.events[self._cache_events0:]),
             "cache_misses": sum(e.outcome != "hit" for e in self.cache.events[self._cache_events0:]),
+            "data_manifests": self.data_manifests(),
             "figures": [str(p) for p in self.figures],
         }
         row["outcome"] = self._outcome(verdict, expected, mismatches)
@@ -252,6 +253,13 @@ class ClaimRun:
         self.row = row
         return row
 
+    def data_manifests(self) -> list[dict]:
+        """The data manifests under every cache entry this claim read or built (one per name and hash:
+        ``name``, ``hash``, and ``kind``, ``n_files``, ``bytes``, ``root`` when made in this process)."""
+        from harness.cache import data_used
+
+        return data_used(self.cache.events[self._cache_events0:])
+
     def _outcome(self, verdict: str, expected: str, mismatches: list) -> str:
         if mismatches:
             return "failed"
@@ -260,6 +268,8 @@ class ClaimRun:
         return "xpassed-strict" if verdict == PASS else "xfailed"
 
     def _log_to_mlflow(self, row: dict, per: dict, controls: dict) -> None:
+        from harness.report import manifests_text
+
         tr, rid, spec = self.session.tracker, self.run_id, self.spec
         metrics = {"statistic": row["value"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
                    "threshold": row["threshold"], "seconds": row["seconds"],
@@ -281,6 +291,7 @@ class ClaimRun:
                 "mec.inconclusive_reason": row["inconclusive_reason"] or "",
                 "mec.measured_verdict": row["measured_verdict"],
                 "mec.outcome": row["outcome"], "mec.controls": json.dumps(controls),
+                "mec.data_manifests": manifests_text(row.get("data_manifests"))[:4900],
                 "mec.controls_ok": str(not row["control_mismatches"]),
                 "mlflow.note.content": _note(spec, row)}
         tr.log(rid, params={"spec": spec.canonical(), "settings": self.settings}, metrics=metrics, tags=tags)
@@ -298,7 +309,8 @@ class ClaimRun:
                "verdict": "ERROR", "expected": self.tier_spec.expect, "controls": {},
                "control_mismatches": [], "mlflow_run_id": self.run_id,
                "seconds": round(time.perf_counter() - self._t0, 2), "spec_sha256": self.spec.sha256(),
-               "nodeid": self.nodeid, "outcome": "error", "error": f"{type(exc).__name__}: {exc}"[:500]}
+               "nodeid": self.nodeid, "outcome": "error", "error": f"{type(exc).__name__}: {exc}"[:500],
+               "data_manifests": self.data_manifests()}
         if self.run_id:
             try:
                 self.session.tracker.log(self.run_id, tags={"mec.verdict": "ERROR", "mec.error": row["error"]})

@@ -88,7 +88,25 @@ def terminal_table(rows: list[dict]) -> list[str]:
     hits = sum(r.get("cache_hits", 0) for r in rows)
     misses = sum(r.get("cache_misses", 0) for r in rows)
     out.append(f"cache: {hits} hits, {misses} misses (built); claim time {sum(r.get('seconds') or 0 for r in rows):.0f} s")
+    for r in sorted(rows, key=lambda r: (r["claim_id"], r.get("variant", ""))):
+        if r.get("data_manifests"):
+            out.append(f"  data of {_claim_name(r)}: {manifests_text(r['data_manifests'])}")
     return out
+
+
+def manifests_text(manifests, detail: bool = False) -> str:
+    """A claim's data manifests as the report shows them: ``natsound165 cb009d40522c, corpus 1f0e...``;
+    with ``detail``, each also with its file count, size and folder when known."""
+    parts = []
+    for m in manifests or ():
+        text = f"{m['name']} {str(m['hash'])[:12]}"
+        if detail:
+            extra = [f"{m['n_files']} files" if m.get("n_files") else None,
+                     f"{m['bytes'] / 1e6:.1f} MB" if m.get("bytes") else None, m.get("root")]
+            extra = [e for e in extra if e]
+            text = f"`{m['name']}` `{str(m['hash'])[:12]}`" + (f" ({', '.join(extra)})" if extra else "")
+        parts.append(text)
+    return ", ".join(parts) or "none"
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
@@ -137,6 +155,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
             lines.append(f"- skipped: {r['skip_reason']}")
         if r.get("error"):
             lines.append(f"- error: {r['error']}")
+        if "cache_hits" in r or r.get("data_manifests"):
+            lines.append(f"- cache: {r.get('cache_hits', 0)} hits, {r.get('cache_misses', 0)} misses; data: "
+                         f"{manifests_text(r.get('data_manifests'), detail=True)}")
         lines.append(f"- spec sha256 `{r.get('spec_sha256', '')[:16]}…`, MLflow run `{r.get('mlflow_run_id')}`, "
                      f"{_fmt(r.get('seconds'))} s")
         for fig in r.get("figures") or []:

@@ -1,7 +1,9 @@
 """The pytest plugin itself, exercised on small throwaway claims with pytester."""
 import json
+import os
 import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +52,15 @@ def mlflow_template(tmp_path_factory):
 def _fresh_store(pytester, mlflow_template):
     (pytester.path / "mlruns").mkdir()
     shutil.copy(mlflow_template, pytester.path / "mlruns" / "mlflow.db")
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _this_checkout(monkeypatch):
+    """The subprocesses import this checkout's harness (not another one an editable install points at)."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
 
 
 def run(pytester, *args):
@@ -269,3 +280,54 @@ def test_an_unknown_set_key_is_a_one_line_error(pytester):
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*--set learning_rate: no selected claim has such a setting at tier ci*"])
     assert "Traceback" not in result.stderr.str()
+
+
+DATA_TEMPLATE = '''
+import os
+import numpy as np
+from analysis.stats import Estimate
+from harness import Claim, Criterion, Evidence, Paper, Tier, claim, FAIL
+from harness.cache import content_key, folder_manifest
+
+SPEC = Claim(id="toy.sounds", paper=Paper("toy", "Toy"), finding="f", statistic="s", unit="seeds",
+             criteria=[Criterion("x", ">", 0.0, source="ours")], controls={"random_init": FAIL},
+             tiers={"ci": Tier({"seeds": 1})})
+
+@claim(SPEC)
+def test_sounds(run):
+    root = os.environ["TOY_SOUNDS"]
+    m = folder_manifest(root, name="toy_sounds")
+    x = run.cache.arrays("toy-sizes", content_key(m, what="sizes"),
+                         lambda: {"n": np.array([f[1] for f in m["files"]], float)}, version="1")["n"]
+    return {"main": Evidence({"x": Estimate.over_seeds([x.mean(), x.mean()])}),
+            "random_init": Evidence({"x": Estimate.over_seeds([-1.0, -1.0])})}
+'''
+
+
+def test_the_report_shows_each_claims_data_manifests(pytester, monkeypatch):
+    """claims.json, claims.md, the terminal's cache line and MLflow show which data a claim used."""
+    sounds = pytester.path / "sounds"
+    sounds.mkdir()
+    (sounds / "a.wav").write_bytes(b"a" * 100)
+    (sounds / "b.wav").write_bytes(b"b" * 50)
+    monkeypatch.setenv("TOY_SOUNDS", str(sounds))
+    pytester.makepyfile(test_sounds=DATA_TEMPLATE)
+    result = run(pytester)
+    result.assert_outcomes(passed=1)
+    row = report(pytester)["claims"][0]
+    [m] = row["data_manifests"]
+    assert m["name"] == "toy_sounds" and m["n_files"] == 2 and m["bytes"] == 150 and m["root"] == str(sounds)
+    result.stdout.fnmatch_lines(["cache: 0 hits, 1 misses*", f"  data of toy.sounds: toy_sounds {m['hash'][:12]}"])
+    md = (pytester.path / "reports" / "latest" / "claims.md").read_text()
+    assert f"- cache: 0 hits, 1 misses; data: `toy_sounds` `{m['hash'][:12]}` (2 files" in md
+    con = sqlite3.connect(pytester.path / "mlruns" / "mlflow.db")
+    tags = dict(con.execute("select key, value from tags where key like 'mec.%' and run_uuid = ?",
+                            (row["mlflow_run_id"],)).fetchall())
+    assert tags["mec.data_manifests"] == f"toy_sounds {m['hash'][:12]}"
+    # other sounds of the same size: another manifest, the entry is rebuilt
+    (sounds / "a.wav").write_bytes(b"c" * 100)
+    result = run(pytester)
+    row2 = report(pytester)["claims"][0]
+    assert row2["data_manifests"][0]["hash"] != m["hash"] and row2["cache_misses"] == 1
+    result = run(pytester)
+    assert report(pytester)["claims"][0]["cache_hits"] == 1
