@@ -505,8 +505,9 @@ def load_folder(root, labels_csv, sr: int = 22050, clip_s: float | None = None,
     Returns
     -------
     ClipSet
-        Label columns in order of first appearance. A missing or corrupt file raises a
-        :class:`UserError` naming it.
+        Label columns in order of first appearance; ``manifest["data"]`` is the folder's data manifest
+        (:func:`folder_data_manifest`: the labels CSV and every listed file, by content). A missing or
+        corrupt file raises a :class:`UserError` naming it.
     """
     root = Path(root)
     labels_csv, files, label_lists, splits, cats = _folder_rows(root, labels_csv)
