@@ -162,7 +162,7 @@ def folder_manifest(root: str | os.PathLike, pattern: str | tuple = "**/*", *, f
         ``kind="folder"``, ``name``, ``hash`` (20 hex digits over the sorted (relative path, size,
         digest) list), ``n_files``, ``bytes``, ``root`` and ``files`` (the list itself).
     """
-    root = Path(root).expanduser().resolve()
+    root = Path(os.path.abspath(Path(root).expanduser()))      # symlinks kept: files may be links
     if files is None:
         patterns = (pattern,) if isinstance(pattern, str) else tuple(pattern)
         found = {p for pat in patterns for p in root.glob(pat) if p.is_file()}
@@ -171,11 +171,7 @@ def folder_manifest(root: str | os.PathLike, pattern: str | tuple = "**/*", *, f
         paths = [(root / f) if not Path(f).is_absolute() else Path(f) for f in files]
     rows = []
     for p in paths:
-        p = p.resolve()
-        try:
-            rel = p.relative_to(root).as_posix()
-        except ValueError:
-            raise ValueError(f"folder_manifest: {p} is not under {root}") from None
+        rel = _relative(Path(os.path.abspath(p)), root)
         st = p.stat()
         rows.append([rel, st.st_size, file_digest(p) if content else f"mtime:{st.st_mtime_ns}"])
     rows = sorted({tuple(r) for r in rows})
@@ -184,6 +180,16 @@ def folder_manifest(root: str | os.PathLike, pattern: str | tuple = "**/*", *, f
                 "n_files": len(rows), "bytes": int(sum(r[1] for r in rows)), "root": str(root),
                 "files": [list(r) for r in rows]}
     return _register(manifest)
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` (either may be reached through symlinks)."""
+    for p, r in ((path, root), (path.resolve(), root.resolve()), (path, root.resolve())):
+        try:
+            return p.relative_to(r).as_posix()
+        except ValueError:
+            continue
+    raise ValueError(f"folder_manifest: {path} is not under {root}")
 
 
 def generated_manifest(name: str, **config) -> dict:

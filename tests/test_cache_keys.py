@@ -103,6 +103,22 @@ def test_a_stat_manifest_is_cheap_and_still_sees_size_or_mtime_changes(tmp_path)
     assert folder_manifest(root, content=False)["hash"] != m["hash"]
 
 
+def test_a_folder_of_symlinks_is_hashed_by_what_they_point_at(tmp_path):
+    """A copy made of links (e.g. the 165 sounds permuted among their names) is hashed by content."""
+    real = make_natsounds(tmp_path / "real")
+    wavs = sorted((real / "wav").glob("*.wav"))
+    for name, order in (("links", wavs), ("permuted", wavs[::-1])):
+        (tmp_path / name / "wav").mkdir(parents=True)
+        (tmp_path / name / "category_labels.csv").symlink_to(real / "category_labels.csv")
+        for dst, src in zip(wavs, order):
+            (tmp_path / name / "wav" / dst.name).symlink_to(src)
+    m = folder_manifest(real)
+    assert folder_manifest(tmp_path / "links")["hash"] == m["hash"]
+    assert folder_manifest(tmp_path / "permuted")["hash"] != m["hash"]
+    (tmp_path / "alias").symlink_to(real, target_is_directory=True)       # the folder itself a link
+    assert folder_manifest(tmp_path / "alias", files=wavs)["n_files"] == len(wavs)
+
+
 def test_content_key_refuses_paths_and_bare_names(tmp_path):
     m = folder_manifest(make_natsounds(tmp_path / "a"))
     with pytest.raises(ValueError, match="needs the manifest"):
