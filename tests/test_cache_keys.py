@@ -130,7 +130,7 @@ def test_content_key_refuses_paths_and_bare_names(tmp_path):
     with pytest.raises(ValueError, match="not a data manifest"):
         content_key({"name": "natsound165"})
     with pytest.raises(ValueError, match="looks like a path"):
-        generated_manifest("corpus", out="/tmp/x")
+        generated_manifest("corpus", out=str(tmp_path / "x"))
 
 
 def test_derived_keys_carry_their_parents_and_data(tmp_path):
