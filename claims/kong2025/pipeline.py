@@ -125,13 +125,9 @@ def split_tracks(n_tracks: int, test_fraction: float, val_fraction: float, seed:
     return {"fit": np.sort(pre[n_val:]), "val": np.sort(pre[:n_val]), "pre": np.sort(pre), "test": test}
 
 
-def load_music_folder(root: Path, sr: int, clip_s: float, max_clips: int) -> np.ndarray:
-    """Cut every audio file under ``root`` into non-overlapping ``clip_s`` clips at ``sr`` (mono)."""
-    return music_folder_clips(root, sr, clip_s, max_clips)[0]
-
-
 def music_folder_clips(root: Path, sr: int, clip_s: float, max_clips: int) -> tuple[np.ndarray, dict]:
-    """:func:`load_music_folder` and the data manifest of the files it read (``name="music_audio"``,
+    """Every audio file under ``root`` cut into non-overlapping ``clip_s`` clips at ``sr`` (mono), and the
+    data manifest of the files it read (``name="music_audio"``,
     by content: :func:`harness.cache.folder_manifest`)."""
     clips, files = _music_folder(root, sr, clip_s, max_clips)
     return clips, folder_manifest(root, files=files, name="music_audio")
@@ -229,7 +225,8 @@ def load_bundle(cfg: KongConfig, cache=None, device="cpu", music_audio_root: Pat
     }
     models["trained"].load_state_dict(trained["state_dict"])
     mel_ref = entry_ref("kong2025-logmel", feat_conf, version=VERSION)
-    test_conf = content_key(entry_ref("kong2025-vit1d", train_conf, version=VERSION), train_conf, mel_ref,
+    net_ref = entry_ref("kong2025-vit1d", train_conf, version=VERSION)
+    test_conf = content_key(net_ref, train_conf, mel_ref,
                             test=_sha(splits["test"]))   # the trained network, its random init, the test tracks
 
     def build_retrieval():
@@ -241,7 +238,7 @@ def load_bundle(cfg: KongConfig, cache=None, device="cpu", music_audio_root: Pat
                  else build_retrieval())
     outputs = {}
     for kind, model in models.items():
-        net = entry_ref("kong2025-vit1d", train_conf, version=VERSION) if kind == "trained" else train_conf
+        net = net_ref if kind == "trained" else train_conf
         conf = content_key(net, mel_ref, kind=kind, window=cfg.crop_frames)
 
         def build_out(model=model):
