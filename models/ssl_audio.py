@@ -182,8 +182,9 @@ def _optimizer(params, lr: float, steps: int, encoder_params=None, encoder_lr_sc
 
 def train_ssl(encoder, audio: np.ndarray, sr: int, steps: int = 200, batch_size: int = 8, crop_s: float = 2.0,
               lr: float = 5e-4, seed: int = 0, device="cpu", top_k: int | None = None,
-              ema_decay: tuple = (0.99, 0.999), encoder_lr_scale: float = 1.0, verbose: bool = False):
-    """Self-supervised training with the architecture's own objective; returns (trained copy, losses).
+              ema_decay: tuple = (0.99, 0.999), encoder_lr_scale: float = 1.0, heldout_audio: np.ndarray | None = None,
+              verbose: bool = False):
+    """Self-supervised training with the architecture's own objective; returns (trained copy, losses, held-out).
 
     Parameters
     ----------
@@ -199,11 +200,17 @@ def train_ssl(encoder, audio: np.ndarray, sr: int, steps: int = 200, batch_size:
         data2vec: teacher decay at the first and last update (linear in between).
     encoder_lr_scale : float
         The encoder's learning rate is ``lr * encoder_lr_scale`` (objective heads use ``lr``).
+    heldout_audio : np.ndarray, shape (m, n_samples), optional
+        Clips never trained on: the objective's own task is scored on them before the first update
+        and after the last (:func:`masked_frame_top1`).
 
     Returns
     -------
     encoder : the trained copy (eval mode, on ``device``)
     losses : np.ndarray [steps]
+    heldout : dict
+        Empty without ``heldout_audio``; else ``init`` and ``trained`` (per-clip top-1 arrays [m]),
+        ``chance`` (1 / (distractors + 1)) and ``n_distractors``.
     """
     from tqdm.auto import tqdm
 
@@ -240,6 +247,17 @@ def train_ssl(encoder, audio: np.ndarray, sr: int, steps: int = 200, batch_size:
             k = int(top_k or cfg.num_hidden_layers)
         opt, sched = _optimizer(params, lr, steps, enc_params, encoder_lr_scale)
         n_frames = frame_count(encoder, crop)
+        k_neg = int(getattr(cfg, "num_negatives", 20) or 20)
+
+        def score_heldout():
+            return masked_frame_top1(arch, heldout, crop, cfg.mask_time_prob, cfg.mask_time_length, k_neg, seed,
+                                     device, model=model if arch == "wav2vec2" else None, student=student,
+                                     teacher=teacher, head=head, top_k=None if arch == "wav2vec2" else k)
+
+        heldout = None if heldout_audio is None else _check_audio(heldout_audio, crop, "held-out SSL audio")
+        scores = {}
+        if heldout is not None:
+            scores["init"] = score_heldout()
         for step in tqdm(range(steps), disable=not verbose, desc=f"ssl {arch}"):
             idx, starts = _crops(audio, batch_size, crop, rng)
             xb = torch.from_numpy(np.stack([audio[i, s:s + crop] for i, s in zip(idx, starts)])).to(device)
@@ -269,10 +287,74 @@ def train_ssl(encoder, audio: np.ndarray, sr: int, steps: int = 200, batch_size:
                     for pt, ps in zip(teacher.parameters(), student.parameters()):
                         pt.mul_(tau).add_(ps.detach(), alpha=1 - tau)
             losses[step] = float(loss.detach())
+        if heldout is not None:
+            scores["trained"] = score_heldout()
+            scores.update(chance=1.0 / (k_neg + 1), n_distractors=k_neg)
     finally:
         gen_state.__exit__(None, None, None)
     trained = model.wav2vec2 if arch == "wav2vec2" else student
-    return trained.eval(), losses
+    return trained.eval(), losses, scores
+
+
+def _top1_among_distractors(pred: torch.Tensor, target: torch.Tensor, mask: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """Per clip: the fraction of masked frames whose prediction is strictly closer (cosine) to its own
+    target than to every distractor. A distractor equal to the target ties and so counts against the
+    frame (stricter than wav2vec 2.0's loss, which drops such distractors): a collapsed target, the
+    same at every frame, identifies nothing."""
+    b, t, d = target.shape
+    k = neg.shape[-1]
+    negs = target.reshape(-1, d)[torch.from_numpy(neg.reshape(-1)).to(target.device)].reshape(b, t, k, d)
+    pos = F.cosine_similarity(pred, target, dim=-1)                       # [b, t]
+    best_neg = F.cosine_similarity(pred[:, :, None], negs, dim=-1).amax(-1)
+    m = torch.from_numpy(mask).to(target.device)
+    correct = ((pos > best_neg) & m).sum(1).float()
+    return (correct / m.sum(1).clamp(min=1).float()).cpu().numpy()
+
+
+@torch.no_grad()
+def masked_frame_top1(arch: str, audio: np.ndarray, crop: int, mask_prob: float, mask_length: int,
+                      n_distractors: int, seed: int, device, model=None, student=None, teacher=None, head=None,
+                      top_k: int | None = None, batch_size: int = 8) -> np.ndarray:
+    """The SSL objective's own task on clips: identify each masked frame's target among distractors.
+
+    Both objectives predict something at masked frames: wav2vec 2.0 its quantised latent (the
+    positive of the contrastive loss), data2vec the teacher's averaged top-K target. For the first
+    ``crop`` samples of every clip, with span masks and ``n_distractors`` distractors per masked frame
+    (other masked frames of the same clip) drawn from a generator seeded by ``seed`` (the same draws
+    for every model scored with that seed), a frame counts as correct when the prediction's cosine
+    similarity to its own target beats every distractor (ties lose). Chance is ``1 / (n_distractors + 1)``;
+    a collapsed target (all frames alike) scores 0.
+
+    Returns
+    -------
+    np.ndarray [n_clips]: the fraction of masked frames identified, per clip.
+    """
+    rng = np.random.default_rng([int(seed), 7919])
+    out = []
+    mods = [m for m in (model, student, teacher, head) if m is not None]
+    was = [m.training for m in mods]
+    for m in mods:
+        m.eval()
+    try:
+        for i in range(0, audio.shape[0], batch_size):
+            xb = _normalize(torch.from_numpy(np.ascontiguousarray(audio[i:i + batch_size, :crop])).to(device))
+            enc = model.wav2vec2 if arch == "wav2vec2" else student
+            n_frames = frame_count(enc, crop)
+            mask_np = span_mask(xb.shape[0], n_frames, mask_prob, mask_length, rng)
+            neg = sample_negatives(mask_np, n_distractors, rng)
+            mask = torch.from_numpy(mask_np).to(device)
+            if arch == "wav2vec2":
+                o = model(xb, mask_time_indices=mask)
+                pred, target = o.projected_states, o.projected_quantized_states
+            else:
+                hs = teacher(xb, output_hidden_states=True).hidden_states[-int(top_k):]
+                target = torch.stack([F.instance_norm(h.transpose(1, 2)).transpose(1, 2) for h in hs]).mean(0)
+                pred = head(student(xb, mask_time_indices=mask).last_hidden_state)
+            out.append(_top1_among_distractors(pred, target, mask_np, neg))
+    finally:
+        for m, w in zip(mods, was):
+            m.train(w)
+    return np.concatenate(out)
 
 
 def roll_at_frames(piano_roll: np.ndarray, frame_times_s: np.ndarray, n_frames: int, start_s: np.ndarray,
@@ -361,12 +443,59 @@ def train_transcription(encoder, audio: np.ndarray, piano_roll: np.ndarray, fram
 
 
 @torch.no_grad()
-def transcription_f1(model: TranscriptionModel, audio: np.ndarray, piano_roll: np.ndarray,
-                     frame_times_s: np.ndarray, sr: int, threshold: float = 0.5, device="cpu") -> float:
-    """Frame-level micro F1 of the piano-roll head on whole clips (a sanity check of the training)."""
-    x = torch.from_numpy(np.asarray(audio, dtype=np.float32)).to(device)
-    logits = model.to(device)(x).cpu().numpy()
-    y = roll_at_frames(piano_roll, np.asarray(frame_times_s), logits.shape[1], np.zeros(len(x)), sr)
-    pred = logits > math.log(threshold / (1 - threshold))
-    tp = np.sum(pred & y)
-    return float(2 * tp / max(1, pred.sum() + y.sum()))
+def predict_roll_logits(model: TranscriptionModel, audio: np.ndarray, device="cpu", batch_size: int = 8) -> np.ndarray:
+    """Piano-roll logits [n_clips, encoder frames, 128] of whole clips."""
+    model = model.to(device).eval()
+    audio = np.asarray(audio, dtype=np.float32)
+    return np.concatenate([model(torch.from_numpy(audio[i:i + batch_size]).to(device)).cpu().numpy()
+                           for i in range(0, audio.shape[0], batch_size)])
+
+
+def transcription_heldout(model: TranscriptionModel, train_audio: np.ndarray, train_roll: np.ndarray,
+                          heldout_audio: np.ndarray, heldout_roll: np.ndarray, frame_times_s: np.ndarray, sr: int,
+                          device="cpu", n_threshold_clips: int = 16,
+                          thresholds=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> dict:
+    """The transcription model's own task on held-out clips, beside the note-prior baseline.
+
+    The decision threshold on the sigmoid is the one with the best mean frame F1 on (up to
+    ``n_threshold_clips``) training clips; the note prior (:func:`analysis.transcription.note_prior`)
+    comes from every training clip's roll. Both are then scored on the held-out clips at the
+    encoder's frames (frame F1 and onset-only note F1, :func:`analysis.transcription.transcription_scores`).
+
+    Parameters
+    ----------
+    model : TranscriptionModel
+    train_audio, train_roll : np.ndarray
+        The training clips [n, samples] and rolls [n, roll frames, 128] (threshold and prior).
+    heldout_audio, heldout_roll : np.ndarray
+        Clips never trained on, same layout and ``frame_times_s``.
+    frame_times_s : np.ndarray
+        Times of the roll frames in s.
+    sr : int
+        Sample rate (16000).
+
+    Returns
+    -------
+    dict with per-clip arrays ``frame_f1``, ``note_f1``, ``prior_frame_f1``, ``prior_note_f1`` and
+    ``frame_f1_gain`` (model - prior), the chosen ``threshold``, ``prior_notes`` (MIDI numbers) and
+    ``n_clips``.
+    """
+    from analysis.transcription import note_prior, prior_roll, transcription_scores
+
+    frame_times_s = np.asarray(frame_times_s, dtype=np.float64)
+    held = np.asarray(heldout_audio, dtype=np.float32)
+    logits = predict_roll_logits(model, held, device)
+    n_frames = logits.shape[1]
+    enc_t = (np.arange(n_frames) * 320 + 200) / sr
+    y_held = roll_at_frames(heldout_roll, frame_times_s, n_frames, np.zeros(len(held)), sr)
+    n_tr = min(int(n_threshold_clips), len(train_audio))
+    y_train = roll_at_frames(train_roll, frame_times_s, n_frames, np.zeros(len(train_roll)), sr)
+    train_logits = predict_roll_logits(model, np.asarray(train_audio[:n_tr], dtype=np.float32), device)
+    best = max(thresholds, key=lambda th: transcription_scores(
+        y_train[:n_tr], train_logits > math.log(th / (1 - th)), enc_t)["frame_f1"].mean())
+    est = transcription_scores(y_held, logits > math.log(best / (1 - best)), enc_t)
+    prior = note_prior(y_train)
+    base = transcription_scores(y_held, prior_roll(prior, n_frames)[None].repeat(len(held), 0), enc_t)
+    return {"frame_f1": est["frame_f1"], "note_f1": est["note_f1"], "prior_frame_f1": base["frame_f1"],
+            "prior_note_f1": base["note_f1"], "frame_f1_gain": est["frame_f1"] - base["frame_f1"],
+            "threshold": float(best), "prior_notes": np.flatnonzero(prior).tolist(), "n_clips": int(len(held))}

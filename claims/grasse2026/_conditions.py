@@ -27,19 +27,22 @@ import numpy as np
 from analysis.rsa import RSAResult, condition_means, rdm, rsa_layers
 from harness.cache import content_key, data_manifest, folder_manifest, generated_manifest
 from harness.errors import UserError
+from harness.spec import Competence
 from stimuli.pitch import PITCH_TIMBRES, pitch_features, pitch_set
 
 ARCHS = ("wav2vec2", "data2vec")
 CONDITIONS = ("untouched", "ssl", "transcription")
 SR = 16000
-VERSION = "grasse2026-conditions-1"
+VERSION = "grasse2026-conditions-2"
 
 CI_SETTINGS = dict(seeds=2, steps=200, batch_size=8, crop_s=1.0, lr=3e-3, hidden=64, n_layers=3,
                    conv_channels=32, ssl_clips=48, music_tracks=32, clip_s=4.0, n_exemplars=2, dur_s=0.5,
-                   n_perm=1000, n_boot=1000, oracle_noise=1.0, pos_weight=10.0, encoder_lr_scale=0.1)
+                   n_perm=1000, n_boot=1000, oracle_noise=1.0, pos_weight=10.0, encoder_lr_scale=0.1,
+                   heldout_tracks=16, heldout_clips=16)
 PAPER_SETTINGS = dict(seeds=3, steps=2000, batch_size=8, crop_s=4.0, lr=5e-5, ssl_clips=2000, music_tracks=500,
                       clip_s=10.0, n_exemplars=4, dur_s=1.0, n_perm=10000, n_boot=2000, oracle_noise=1.0,
-                      pos_weight=10.0, encoder_lr_scale=0.1, hidden=None, n_layers=None, conv_channels=None)
+                      pos_weight=10.0, encoder_lr_scale=0.1, hidden=None, n_layers=None, conv_channels=None,
+                      heldout_tracks=50, heldout_clips=100)
 
 
 # ------------------------------------------------------------------------------------------ stimuli
@@ -119,12 +122,23 @@ def _picked_files(folder, n_clips: int, seed: int) -> tuple[np.random.Generator,
     return rng, [Path(f) for f in rng.permutation(np.array(files, dtype=object))[:n_clips]], len(files)
 
 
-def _audio_folder(folder, n_clips: int, clip_s: float, seed: int) -> np.ndarray:
+def _audio_folder(folder, n_clips: int, clip_s: float, seed: int, n_heldout: int = 0) -> tuple:
+    """(training clips, held-out clips) [n, samples] at 16 kHz: one random crop of each drawn file;
+    the held-out clips come from the ``n_heldout`` files drawn after the training ones."""
+    rng, picked, _ = _picked_files(folder, n_clips + n_heldout, seed)
+    if n_heldout and len(picked) <= n_clips:
+        raise UserError(f"{folder} has {len(picked)} audio files: the paper tier trains on {n_clips} and holds "
+                        f"out {n_heldout} more; add files or lower ssl_clips (--set ssl_clips=N)")
+    train = _read_crops(folder, picked[:n_clips], clip_s, rng)
+    held = _read_crops(folder, picked[n_clips:], clip_s, rng) if n_heldout else np.zeros((0, int(round(clip_s * SR))))
+    return train, held
+
+
+def _read_crops(folder, picked, clip_s: float, rng) -> np.ndarray:
     import soundfile as sf
     import torch
     import torchaudio.functional as AF
 
-    rng, picked, _ = _picked_files(folder, n_clips, seed)
     n = int(round(clip_s * SR))
     clips = []
     for f in picked:
@@ -139,18 +153,30 @@ def _audio_folder(folder, n_clips: int, clip_s: float, seed: int) -> np.ndarray:
 
 
 def training_data(tier: str, settings: dict, seed: int, data=None) -> dict:
-    """SSL audio [n, samples] (speech + music) and transcription audio / piano roll / frame times at 16 kHz."""
+    """Training and held-out data at 16 kHz.
+
+    Keys: ``ssl_audio`` [n, samples] (speech + music) and ``heldout_ssl_audio`` (clips never trained on);
+    ``music_audio`` / ``piano_roll`` [n, frames, 128] / ``frame_times_s`` for transcription and
+    ``heldout_music_audio`` / ``heldout_piano_roll`` (excerpts never trained on, same frames).
+    """
     clip_s = float(settings["clip_s"])
+    n_ho_clips, n_ho_tracks = int(settings["heldout_clips"]), int(settings["heldout_tracks"])
     if tier == "paper":
-        speech = _audio_folder(data.require("speech_audio"), settings["ssl_clips"] // 2, clip_s, seed)
-        music = _audio_folder(data.require("music_audio"), settings["ssl_clips"] // 2, clip_s, seed)
-        items = [np.load(f) for f in _transcription_files(data.require("transcription"), settings)]
+        speech, speech_ho = _audio_folder(data.require("speech_audio"), settings["ssl_clips"] // 2, clip_s, seed,
+                                          n_ho_clips // 2)
+        music, music_ho = _audio_folder(data.require("music_audio"), settings["ssl_clips"] // 2, clip_s, seed,
+                                        n_ho_clips - n_ho_clips // 2)
+        train_files, held_files = _transcription_split(data.require("transcription"), settings)
+        items = [np.load(f) for f in train_files + held_files]
         n = min(int(it["audio"].shape[0]) for it in items)
         f = min(int(it["piano_roll"].shape[0]) for it in items)
+        audio = np.stack([it["audio"][:n] for it in items]).astype(np.float32)
+        roll = np.stack([it["piano_roll"][:f] for it in items]).astype(bool)
+        k = len(train_files)
         return dict(ssl_audio=np.concatenate([speech, music]).astype(np.float32),
-                    music_audio=np.stack([it["audio"][:n] for it in items]).astype(np.float32),
-                    piano_roll=np.stack([it["piano_roll"][:f] for it in items]).astype(bool),
-                    frame_times_s=np.asarray(items[0]["frame_times_s"][:f], dtype=np.float64))
+                    heldout_ssl_audio=np.concatenate([speech_ho, music_ho]).astype(np.float32),
+                    music_audio=audio[:k], piano_roll=roll[:k], heldout_music_audio=audio[k:],
+                    heldout_piano_roll=roll[k:], frame_times_s=np.asarray(items[0]["frame_times_s"][:f], dtype=np.float64))
     from stimuli.corpus import speech_source
     from stimuli.music import music_source, render_music_set
 
@@ -168,19 +194,31 @@ def training_data(tier: str, settings: dict, seed: int, data=None) -> dict:
 
     ssl = [fit(first(speech_source(rng, clip_s, SR))) for _ in range(n_half)]
     ssl += [fit(first(music_source(rng, clip_s, SR))) for _ in range(n_half)]
+    ho_rng = np.random.default_rng(50_000 + seed)
+    ssl_ho = [fit(first(speech_source(ho_rng, clip_s, SR))) for _ in range(n_ho_clips // 2)]
+    ssl_ho += [fit(first(music_source(ho_rng, clip_s, SR))) for _ in range(n_ho_clips - n_ho_clips // 2)]
     ms = render_music_set(n_tracks=int(settings["music_tracks"]), clip_s=clip_s, sr=SR, seed=20_000 + seed,
                           frame_hop_s=0.01)
-    return dict(ssl_audio=np.stack(ssl), music_audio=np.asarray(ms.audio, dtype=np.float32),
-                piano_roll=np.asarray(ms.piano_roll, dtype=bool),
+    ho = render_music_set(n_tracks=n_ho_tracks, clip_s=clip_s, sr=SR, seed=30_000 + seed, frame_hop_s=0.01)
+    return dict(ssl_audio=np.stack(ssl), heldout_ssl_audio=np.stack(ssl_ho),
+                music_audio=np.asarray(ms.audio, dtype=np.float32), piano_roll=np.asarray(ms.piano_roll, dtype=bool),
+                heldout_music_audio=np.asarray(ho.audio, dtype=np.float32),
+                heldout_piano_roll=np.asarray(ho.piano_roll, dtype=bool),
                 frame_times_s=np.asarray(ms.frame_times_s, dtype=np.float64))
 
 
-def _transcription_files(root, settings: dict) -> list:
+def _transcription_split(root, settings: dict) -> tuple[list, list]:
+    """(training files, held-out files): the last ``heldout_tracks`` excerpts (sorted by path) are held
+    out, the training files are up to ``music_tracks`` of the others."""
     files = sorted(Path(root).rglob("*.npz"))
     if not files:
         raise UserError("no *.npz under --transcription-data: write audio (16 kHz), piano_roll [frames, 128] "
                         "and frame_times_s per excerpt (e.g. from MAESTRO)")
-    return files[: settings["music_tracks"]]
+    n_ho = int(settings["heldout_tracks"])
+    if len(files) <= n_ho:
+        raise UserError(f"--transcription-data has {len(files)} excerpts: {n_ho} are held out to score the "
+                        f"model, so add excerpts or lower heldout_tracks (--set heldout_tracks=N)")
+    return files[:-n_ho][: int(settings["music_tracks"])], files[-n_ho:]
 
 
 def training_inputs(arch: str, tier: str, settings: dict, seed: int, data=None) -> list:
@@ -199,10 +237,12 @@ def training_inputs(arch: str, tier: str, settings: dict, seed: int, data=None) 
     out = [pitch]
     for key in ("speech_audio", "music_audio"):
         root = data.require(key)
-        _, picked, n_listed = _picked_files(root, int(settings["ssl_clips"]) // 2, seed)
+        n_ho = int(settings["heldout_clips"]) // 2 if key == "speech_audio" else \
+            int(settings["heldout_clips"]) - int(settings["heldout_clips"]) // 2
+        _, picked, n_listed = _picked_files(root, int(settings["ssl_clips"]) // 2 + n_ho, seed)
         out.append(data_manifest(key, folder_manifest(root, files=picked, name=f"{key}.drawn"), listed=n_listed))
     root = data.require("transcription")
-    out.append(folder_manifest(root, files=_transcription_files(root, settings), name="transcription"))
+    out.append(folder_manifest(root, files=sum(_transcription_split(root, settings), []), name="transcription"))
     ck = Path(data.require("checkpoints"))
     ids = ck / "hub_ids.json"
     out.append(folder_manifest(ck, files=[ids], name="checkpoints") if ids.exists()
@@ -229,10 +269,15 @@ def condition_run(arch: str, seed: int, tier: str, settings: dict, device="cpu",
 
     Returns
     -------
-    dict with ``results`` {condition: RSAResult}, ``losses`` {ssl, transcription}, ``transcription_f1``.
+    dict with ``results`` {condition: RSAResult}, ``losses`` {ssl, transcription} (per update),
+    ``competence`` {``transcription``: :func:`models.ssl_audio.transcription_heldout` on the held-out
+    excerpts, ``ssl``: the objective's held-out masked-frame top-1 at init and after training} and
+    ``train_seconds`` {ssl, transcription}.
     """
+    import time
+
     from models.adapters import TransformersAudioModel, activations
-    from models.ssl_audio import train_ssl, train_transcription, transcription_f1
+    from models.ssl_audio import train_ssl, train_transcription, transcription_heldout
 
     if arch not in ARCHS:
         raise UserError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
@@ -245,20 +290,24 @@ def condition_run(arch: str, seed: int, tier: str, settings: dict, device="cpu",
         common = dict(steps=int(settings["steps"]), batch_size=int(settings["batch_size"]),
                       crop_s=float(settings["crop_s"]), lr=float(settings["lr"]), seed=seed, device=device,
                       encoder_lr_scale=float(settings.get("encoder_lr_scale", 1.0)))
-        ssl_enc, ssl_loss = train_ssl(start, d["ssl_audio"], SR, **common)
+        t0 = time.perf_counter()
+        ssl_enc, ssl_loss, ssl_heldout = train_ssl(start, d["ssl_audio"], SR, heldout_audio=d["heldout_ssl_audio"],
+                                                   **common)
+        t1 = time.perf_counter()
         tr_enc, tr_model, tr_loss = train_transcription(start, d["music_audio"], d["piano_roll"],
                                                         d["frame_times_s"], SR,
                                                         pos_weight=settings.get("pos_weight"), **common)
-        n_eval = min(8, d["music_audio"].shape[0])
-        f1 = transcription_f1(tr_model, d["music_audio"][:n_eval], d["piano_roll"][:n_eval], d["frame_times_s"],
-                              SR, device=device)
+        t2 = time.perf_counter()
+        tr_heldout = transcription_heldout(tr_model, d["music_audio"], d["piano_roll"], d["heldout_music_audio"],
+                                           d["heldout_piano_roll"], d["frame_times_s"], SR, device=device)
         results = {}
         for name, enc in (("untouched", start), ("ssl", ssl_enc), ("transcription", tr_enc)):
             acts = activations(TransformersAudioModel(enc, sample_rate=SR, normalize=True, device=device),
                                ps.audio, ps.sr, batch_size=64, device=device)
             results[name] = rsa_layers(acts, ps.midi, acoustic, n_perm=int(settings["n_perm"]), seed=11 + seed)
         return {"results": results, "losses": {"ssl": ssl_loss, "transcription": tr_loss},
-                "transcription_f1": f1}
+                "competence": {"transcription": tr_heldout, "ssl": ssl_heldout},
+                "train_seconds": {"ssl": t1 - t0, "transcription": t2 - t1}}
 
     if cache is None:
         return build()
@@ -274,7 +323,13 @@ def all_runs(run, arch: str) -> list:
     for seed in run.seeds:
         r = condition_run(arch, seed, run.tier, run.settings, run.device, run.cache, run.data)
         with run.child(f"{arch}-seed-{seed}", params={"arch": arch, "seed": seed}) as child:
-            metrics = {"transcription_f1": r["transcription_f1"],
+            c = r["competence"]
+            metrics = {"transcription_heldout_frame_f1": float(np.mean(c["transcription"]["frame_f1"])),
+                       "transcription_heldout_note_f1": float(np.mean(c["transcription"]["note_f1"])),
+                       "note_prior_heldout_frame_f1": float(np.mean(c["transcription"]["prior_frame_f1"])),
+                       "note_prior_heldout_note_f1": float(np.mean(c["transcription"]["prior_note_f1"])),
+                       "ssl_heldout_top1_init": float(np.mean(c["ssl"]["init"])),
+                       "ssl_heldout_top1_trained": float(np.mean(c["ssl"]["trained"])),
                        "ssl_final_loss": float(np.mean(r["losses"]["ssl"][-10:])),
                        "transcription_final_loss": float(np.mean(r["losses"]["transcription"][-10:]))}
             for cond, res in r["results"].items():
@@ -347,3 +402,75 @@ def log_profiles(run, by_condition: dict, arch: str, reference_results: dict | N
         fig = plot_rdm(r.rdms[b], r.midi, title=f"{arch} transcription, {r.layers[b]}")
         run.log_figure(fig, f"rdm_best_{arch}.png")
         plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------ competence
+#: The transcription condition's own task, on excerpts it never trained on.
+TRANSCRIPTION_COMPETENCE = Competence(
+    name="transcription.heldout_frame_f1_gain",
+    condition="transcription",
+    metric="frame-level F1 of the piano-roll head on held-out rendered score excerpts (ci: 16 excerpts of "
+           "another seed; paper: the last heldout_tracks files of --transcription-data; decision threshold "
+           "chosen on training clips) minus the note prior's frame F1 on the same excerpts (the training "
+           "rolls' most frequent notes at every frame); mean over excerpts, interval min/max over seeds",
+    comparator=">=",
+    thresholds={"ci": 0.10, "paper": 0.20},
+    source="ours, set before measuring: ci 0.10 (a clear margin over a model that ignores the audio); paper "
+           "0.20 (fine-tuned wav2vec 2.0 transcribes piano well above any prior)",
+    baseline="the note prior (gain 0): its held-out frame and note F1 are in values.competence "
+             "(prior_frame_f1, prior_note_f1)",
+)
+
+#: The SSL condition's own task (its objective's masked-frame prediction), on clips it never trained on.
+SSL_COMPETENCE = Competence(
+    name="ssl.heldout_masked_top1_gain",
+    condition="ssl",
+    metric="masked-frame identification on held-out speech + music clips: a masked frame counts when the "
+           "objective's prediction there (wav2vec 2.0: context projection vs its quantised latent; data2vec: "
+           "the regression head vs the teacher's top-K target) is closer by cosine to its own target than to "
+           "all 20 distractors from other masked frames; trained minus the same network and heads at "
+           "initialisation, same clips, masks and distractors; mean over clips, interval min/max over seeds",
+    comparator=">=",
+    thresholds={"ci": 0.10, "paper": 0.20},
+    source="ours, set before measuring: 0.10 at ci is twice chance (1/21) above the starting network; 0.20 "
+           "at paper",
+    baseline="the same network at initialisation (gain 0) and chance 1/21; both in values.competence",
+)
+
+
+def _per_seed(runs: list, condition: str) -> list:
+    c = [r["competence"][condition] for r in runs]
+    if condition == "transcription":
+        return [float(np.mean(x["frame_f1_gain"])) for x in c]
+    return [float(np.mean(x["trained"]) - np.mean(x["init"])) for x in c]
+
+
+def competence(runs: list, conditions=("transcription", "ssl")) -> dict:
+    """``{Competence.name: Estimate over seeds}`` of the given trained conditions."""
+    from analysis.stats import Estimate
+
+    decl = {"transcription": TRANSCRIPTION_COMPETENCE, "ssl": SSL_COMPETENCE}
+    return {decl[c].name: Estimate.over_seeds(_per_seed(runs, c)) for c in conditions}
+
+
+def earned(run, runs: list, arch: str, result: dict, conditions=("transcription", "ssl")) -> dict:
+    """Attach the trained conditions' competence and training time to ``result["main"]``; log the
+    held-out scores (model, note prior, init, chance) per seed and the learning curves per condition."""
+    decl = {"transcription": TRANSCRIPTION_COMPETENCE, "ssl": SSL_COMPETENCE}
+    values = {}
+    for seed, r in zip(run.seeds, runs):
+        t, s = r["competence"]["transcription"], r["competence"]["ssl"]
+        values[f"seed {seed}"] = {
+            "transcription_frame_f1": float(np.mean(t["frame_f1"])), "transcription_note_f1": float(np.mean(t["note_f1"])),
+            "prior_frame_f1": float(np.mean(t["prior_frame_f1"])), "prior_note_f1": float(np.mean(t["prior_note_f1"])),
+            "threshold": t["threshold"], "prior_notes": t["prior_notes"], "heldout_excerpts": t["n_clips"],
+            "ssl_top1_trained": float(np.mean(s["trained"])), "ssl_top1_init": float(np.mean(s["init"])),
+            "ssl_chance": s["chance"], "heldout_clips": int(len(s["trained"])),
+            "train_seconds": {k: float(v) for k, v in r["train_seconds"].items()}}
+    run.log_values({"competence": {arch: values}})
+    run.log_learning_curves({f"{c} seed {seed}": {f"{c}_loss": list(r["losses"][c])}
+                             for c in ("ssl", "transcription") for seed, r in zip(run.seeds, runs)},
+                            name=f"grasse_{arch}")
+    result["main"].competence = competence(runs, conditions)
+    result["main"].training_s = {decl[c].name: float(sum(r["train_seconds"][c] for r in runs)) for c in conditions}
+    return result

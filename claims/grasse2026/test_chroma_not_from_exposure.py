@@ -1,7 +1,8 @@
 """grasse2026.chroma.not_from_exposure: self-supervised exposure to music does not give chroma equivalence."""
 import pytest
 
-from claims.grasse2026._conditions import ARCHS, all_runs, detected_layers, reference, results_by_condition
+from claims.grasse2026._conditions import (ARCHS, SSL_COMPETENCE, all_runs, detected_layers, earned, reference,
+                                           results_by_condition)
 from claims.grasse2026._spec import tiers
 from claims.papers import GRASSE2026
 from harness import Claim, Criterion, Evidence, claim
@@ -18,6 +19,7 @@ SPEC = Claim(
     controls={"oracle_pitch_class": "FAIL"},
     control_notes={"oracle_pitch_class": "negative control: a representation that has chroma must fail "
                                          "'no chroma' (pitch-class code + noise)"},
+    competence=(SSL_COMPETENCE,),
     tiers=tiers(),
     notes="Abstract only: design and thresholds are ours. The transcription model's count is logged for comparison.",
 )
@@ -30,5 +32,6 @@ def test_chroma_not_from_exposure(run, arch):
     by = results_by_condition(runs)
     ref = reference(run.settings, run.cache)
     run.log_values({f"{c}.chroma_layers": list(detected_layers(by[c]).samples) for c in by})
-    return {"main": Evidence({"chroma_layers": detected_layers(by["ssl"])}),
+    result = {"main": Evidence({"chroma_layers": detected_layers(by["ssl"])}),
             "oracle_pitch_class": Evidence({"chroma_layers": detected_layers([ref["oracle_pitch_class"]])})}
+    return earned(run, runs, arch, result, ("ssl",))

@@ -1,8 +1,8 @@
 """grasse2026.chroma.transcription: chroma equivalence after supervised transcription training."""
 import pytest
 
-from claims.grasse2026._conditions import (ARCHS, all_runs, chroma_estimate, log_profiles, reference,
-                                           results_by_condition)
+from claims.grasse2026._conditions import (ARCHS, TRANSCRIPTION_COMPETENCE, all_runs, chroma_estimate, earned,
+                                           log_profiles, reference, results_by_condition)
 from claims.grasse2026._spec import tiers
 from claims.papers import GRASSE2026
 from harness import Claim, Criterion, Evidence, claim
@@ -21,6 +21,7 @@ SPEC = Claim(
     control_notes={"oracle_pitch_class": "positive control: the true pitch classes as a von Mises bump over 12 channels + N(0,1) noise per tone",
                    "untouched": "the same architecture at its starting weights",
                    "log_mel": "the acoustic control itself as a representation (no chroma beyond itself)"},
+    competence=(TRANSCRIPTION_COMPETENCE,),
     tiers=tiers(ci_expect='FAIL',
                 ci_reason="measured at ci (2 seeds, 200 updates): best-layer partial chroma 0.040-0.062 for wav2vec2 (q <= 0.01, below the 0.1 threshold) and -0.020-0.026 for data2vec; the tiny models' transcription F1 (0.31-0.32) is the same for both architectures, i.e. a note-prior, not note-specific learning",
                 ci_controls={"untouched": ("FAIL", "INCONCLUSIVE")},
@@ -39,10 +40,10 @@ def test_chroma_transcription(run, arch):
     by = results_by_condition(runs)
     ref = reference(run.settings, run.cache)
     log_profiles(run, by, arch)
-    run.log_values({"transcription_f1": [r["transcription_f1"] for r in runs],
-                    "reference_partial_chroma": {k: float(v.chroma_acoustic_rho.max()) for k, v in ref.items()
-                                                 if hasattr(v, "chroma_acoustic_rho")}})
-    return {"main": Evidence({"partial_chroma_rho": chroma_estimate(by["transcription"])}),
+    run.log_values({"reference_partial_chroma": {k: float(v.chroma_acoustic_rho.max()) for k, v in ref.items()
+                                     if hasattr(v, "chroma_acoustic_rho")}})
+    result = {"main": Evidence({"partial_chroma_rho": chroma_estimate(by["transcription"])}),
             "oracle_pitch_class": Evidence({"partial_chroma_rho": chroma_estimate([ref["oracle_pitch_class"]])}),
             "untouched": Evidence({"partial_chroma_rho": chroma_estimate(by["untouched"])}),
             "log_mel": Evidence({"partial_chroma_rho": chroma_estimate([ref["log_mel"]])})}
+    return earned(run, runs, arch, result, ("transcription",))

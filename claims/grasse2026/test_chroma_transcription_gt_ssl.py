@@ -3,7 +3,8 @@ import pytest
 
 from analysis.rsa import bootstrap_best_chroma_diff
 from analysis.stats import Estimate
-from claims.grasse2026._conditions import ARCHS, all_runs, reference, results_by_condition, stack_rdms
+from claims.grasse2026._conditions import (ARCHS, SSL_COMPETENCE, TRANSCRIPTION_COMPETENCE, all_runs, earned,
+                                           reference, results_by_condition, stack_rdms)
 from claims.grasse2026._spec import tiers
 from claims.papers import GRASSE2026
 from harness import Claim, Criterion, Evidence, claim
@@ -21,6 +22,7 @@ SPEC = Claim(
     controls={"oracle_vs_ssl": "PASS", "chroma_destroyed_vs_ssl": "FAIL"},
     control_notes={"oracle_vs_ssl": "the oracle pitch-class code in place of the transcription model",
                    "chroma_destroyed_vs_ssl": "the oracle with pitch classes permuted within octave (no chroma)"},
+    competence=(TRANSCRIPTION_COMPETENCE, SSL_COMPETENCE),
     tiers=tiers(ci_expect='FAIL',
                 ci_reason='measured at ci: transcription - SSL best-layer partial chroma 0.057 [-0.054, 0.154] (wav2vec2) and -0.054 [-0.132, 0.027] (data2vec); the ci transcription training does not learn note-specific features (F1 0.31-0.32 in every run)'),
 )
@@ -39,7 +41,8 @@ def test_chroma_transcription_gt_ssl(run, arch):
     ref = reference(run.settings, run.cache)
     midi, acoustic, n_boot = ref["midi"], ref["acoustic"], int(run.settings["n_boot"])
     ssl = stack_rdms(by["ssl"])
-    return {"main": _evidence(stack_rdms(by["transcription"]), ssl, midi, acoustic, n_boot),
+    result = {"main": _evidence(stack_rdms(by["transcription"]), ssl, midi, acoustic, n_boot),
             "oracle_vs_ssl": _evidence(ref["oracle_pitch_class"].rdms[None], ssl, midi, acoustic, n_boot),
             "chroma_destroyed_vs_ssl": _evidence(ref["shuffled_within_octave"].rdms[None], ssl, midi, acoustic,
                                                  n_boot)}
+    return earned(run, runs, arch, result, ("transcription", "ssl"))

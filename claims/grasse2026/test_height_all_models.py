@@ -2,7 +2,8 @@
 import pytest
 
 from analysis.stats import Estimate
-from claims.grasse2026._conditions import ARCHS, CONDITIONS, all_runs, height_estimate, reference, results_by_condition
+from claims.grasse2026._conditions import (ARCHS, CONDITIONS, SSL_COMPETENCE, TRANSCRIPTION_COMPETENCE, all_runs,
+                                           earned, height_estimate, reference, results_by_condition)
 from claims.grasse2026._spec import tiers
 from claims.papers import GRASSE2026
 from harness import Claim, Criterion, Evidence, claim
@@ -21,6 +22,7 @@ SPEC = Claim(
     controls={"log_cqt": "PASS", "shuffled_labels": "FAIL"},
     control_notes={"log_cqt": "positive control: the time-averaged log-CQT spectrum of the same tones",
                    "shuffled_labels": "negative control: the log-CQT RDM with the pitch labels permuted"},
+    competence=(TRANSCRIPTION_COMPETENCE, SSL_COMPETENCE),
     tiers=tiers(),
     notes="Abstract only: the RSA design and threshold are ours.",
 )
@@ -40,6 +42,7 @@ def test_height_all_models(run, arch):
     ref = reference(run.settings, run.cache)
     flat = [r for c in CONDITIONS for r in by[c]]
     run.log_values({f"{arch}.{c}.height_rho": [float(r.height_rho.max()) for r in by[c]] for c in CONDITIONS})
-    return {"main": Evidence({"height_rho": height_estimate(flat)}),
+    result = {"main": Evidence({"height_rho": height_estimate(flat)}),
             "log_cqt": Evidence({"height_rho": _point(ref["log_cqt"])}),
             "shuffled_labels": Evidence({"height_rho": _point(ref["shuffled_log_cqt"])})}
+    return earned(run, runs, arch, result, ("transcription", "ssl"))

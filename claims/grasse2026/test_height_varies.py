@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from analysis.rsa import bootstrap_over_stimuli, resampled_rhos
-from claims.grasse2026._conditions import ARCHS, CONDITIONS, all_runs, reference, results_by_condition, stack_rdms
+from claims.grasse2026._conditions import (ARCHS, CONDITIONS, SSL_COMPETENCE, TRANSCRIPTION_COMPETENCE, all_runs,
+                                           earned, reference, results_by_condition, stack_rdms)
 from claims.grasse2026._spec import tiers
 from claims.papers import GRASSE2026
 from harness import Claim, Criterion, Evidence, claim
@@ -20,6 +21,7 @@ SPEC = Claim(
     criteria=[Criterion("height_spread", ">", 0.0, source="ours: interval excludes 0")],
     controls={"identical_models": "FAIL"},
     control_notes={"identical_models": "the untouched model compared with itself (spread 0 by construction)"},
+    competence=(TRANSCRIPTION_COMPETENCE, SSL_COMPETENCE),
     tiers=tiers(ci_expect='INCONCLUSIVE',
                 ci_reason='measured at ci: spread of best-layer height rho 0.054 [-0.061, 0.172] (wav2vec2) and 0.044 [-0.028, 0.108] (data2vec); 48 pitches are too few to resolve it with 2 seeds'),
 )
@@ -57,4 +59,5 @@ def test_height_varies(run, arch):
     run.log_values({f"{arch}.best_layer_height_rho": per})
     untouched = stack_rdms(by["untouched"])
     ctrl, _ = _spread({"untouched": untouched, "untouched_again": untouched.copy()}, ref["midi"], n_boot)
-    return {"main": Evidence({"height_spread": est}), "identical_models": Evidence({"height_spread": ctrl})}
+    result = {"main": Evidence({"height_spread": est}), "identical_models": Evidence({"height_spread": ctrl})}
+    return earned(run, runs, arch, result, ("transcription", "ssl"))

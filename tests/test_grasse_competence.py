@@ -1,0 +1,114 @@
+"""The Grasse & Tata conditions' competence: held-out SSL masked-frame identification and held-out
+transcription against the note prior, each able to fail (a network that never left its init)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from analysis.stats import Estimate
+from claims.grasse2026._conditions import SSL_COMPETENCE, TRANSCRIPTION_COMPETENCE, competence
+from models.ssl_audio import (ARCHS, _top1_among_distractors, build_encoder, sample_negatives, span_mask,
+                              tiny_config, train_ssl, train_transcription, transcription_heldout)
+
+REPO = Path(__file__).resolve().parent.parent
+SR = 16000
+torch.set_num_threads(1)
+
+
+def _small(arch):
+    return tiny_config(arch, hidden=32, n_layers=2, n_heads=2, conv_channels=8)
+
+
+def _audio(n=4, dur_s=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(dur_s * SR)) / SR
+    f = rng.uniform(100, 800, size=(n, 1))
+    return (0.1 * np.sin(2 * np.pi * f * t) + 0.01 * rng.normal(size=(n, t.size))).astype(np.float32)
+
+
+def _mask_and_negatives(b=2, t=30, k=5, seed=0):
+    rng = np.random.default_rng(seed)
+    mask = span_mask(b, t, 0.5, 3, rng)
+    return mask, sample_negatives(mask, k, rng)
+
+
+def test_a_prediction_equal_to_its_target_identifies_every_masked_frame():
+    mask, neg = _mask_and_negatives()
+    target = torch.randn(2, 30, 8)
+    np.testing.assert_array_equal(_top1_among_distractors(target.clone(), target, mask, neg), [1.0, 1.0])
+
+
+def test_a_collapsed_target_identifies_nothing():
+    """Every frame's target alike: each distractor ties with the positive, and ties lose."""
+    mask, neg = _mask_and_negatives()
+    target = torch.ones(2, 30, 8)
+    np.testing.assert_array_equal(_top1_among_distractors(torch.randn(2, 30, 8), target, mask, neg), [0.0, 0.0])
+
+
+def test_a_random_prediction_is_near_chance():
+    mask, neg = _mask_and_negatives(b=8, t=200, k=9, seed=1)
+    top1 = _top1_among_distractors(torch.randn(8, 200, 16), torch.randn(8, 200, 16), mask, neg)
+    assert abs(top1.mean() - 0.1) < 0.04
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_ssl_at_learning_rate_zero_gains_nothing_and_is_incompetent(arch):
+    """lr 0: the 'trained' network and heads are the initial ones, so held-out identification is
+    exactly the init's, and the declared gain of 0.1 over init cannot be met."""
+    enc = build_encoder(_small(arch), 0)
+    held = _audio(4, 1.0, seed=5)
+    _, _, ho = train_ssl(enc, _audio(4, 1.0), SR, steps=2, batch_size=2, crop_s=0.5, lr=0.0, seed=0,
+                         heldout_audio=held)
+    np.testing.assert_array_equal(ho["init"], ho["trained"])
+    assert ho["chance"] == pytest.approx(1 / 21) and ho["init"].shape == (4,)
+    est = competence([{"competence": {"ssl": ho}}], ("ssl",))[SSL_COMPETENCE.name]
+    assert est.value == 0.0
+    assert not SSL_COMPETENCE.judge(est, "ci")["met"]
+
+
+def test_transcription_at_learning_rate_zero_does_not_beat_the_note_prior():
+    """Two clips, one constant note each: an untrained head is judged against the prior and misses."""
+    t = np.arange(SR) / SR
+    audio = np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 440 * t)]).astype(np.float32) * 0.1
+    frame_times = np.arange(0, 1, 0.01)
+    roll = np.zeros((2, frame_times.size, 128), bool)
+    roll[0, :, 57] = True
+    roll[1, :, 69] = True
+    _, model, _ = train_transcription(build_encoder(_small("wav2vec2"), 0), audio, roll, frame_times, SR, steps=2,
+                                      batch_size=2, crop_s=0.5, lr=0.0, seed=0)
+    scores = transcription_heldout(model, audio, roll, audio, roll, frame_times, SR)
+    np.testing.assert_allclose(scores["prior_frame_f1"], 2 / 3, atol=0.02)   # both notes everywhere
+    est = competence([{"competence": {"transcription": scores}}], ("transcription",))[TRANSCRIPTION_COMPETENCE.name]
+    assert est.value < 0.1 and not TRANSCRIPTION_COMPETENCE.judge(est, "ci")["met"]
+
+
+def test_the_declarations_judge_gains_by_the_worst_seed():
+    assert TRANSCRIPTION_COMPETENCE.judge(Estimate.over_seeds([0.3, 0.2]), "ci")["met"]
+    assert not TRANSCRIPTION_COMPETENCE.judge(Estimate.over_seeds([0.3, 0.05]), "ci")["met"]
+    assert not SSL_COMPETENCE.judge(Estimate.over_seeds([0.0, 0.5]), "ci")["met"]
+
+
+@pytest.mark.slow
+def test_an_lr_zero_encoder_makes_a_grasse_claim_inconclusive(tmp_path):
+    """``--set lr=0`` through the plugin: neither trained condition leaves its initialisation, so
+    grasse2026.chroma.transcription_gt_ssl misses both competences and earns no verdict."""
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
+    small = {"lr": 0, "steps": 3, "music_tracks": 4, "heldout_tracks": 2, "ssl_clips": 8,
+             "heldout_clips": 4, "n_perm": 50, "n_boot": 50}
+    cmd = [sys.executable, "-m", "pytest", "-m", "claims", "claims/grasse2026/test_chroma_transcription_gt_ssl.py",
+           "-k", "wav2vec2", "-p", "no:cacheprovider", "-p", "no:xdist", "--mlflow-uri", "none",
+           f"--report-dir={tmp_path}", "--seeds", "1", "-q"] + [a for k, v in small.items() for a in ("--set", f"{k}={v}")]
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+    row = json.loads((tmp_path / "latest" / "claims.json").read_text())["claims"][0]
+    assert row["verdict"] == "INCONCLUSIVE" and row["competent"] is False, out.stdout[-3000:] + out.stderr[-2000:]
+    assert row["inconclusive_reason"].startswith("model did not learn its task: ")
+    names = {c["name"]: c for c in row["competence"]}
+    assert set(names) == {TRANSCRIPTION_COMPETENCE.name, SSL_COMPETENCE.name}
+    assert names[SSL_COMPETENCE.name]["value"] == 0.0 and not names[SSL_COMPETENCE.name]["met"]
+    assert all(c["training_s"] is not None and c["training_s"] > 0 for c in row["competence"])
+    assert "undertrained: grasse2026.chroma.transcription_gt_ssl[wav2vec2]" in out.stdout
