@@ -7,7 +7,7 @@ Claim authors need only::
 from analysis.stats import Estimate
 from harness.errors import UserError
 from harness.registry import REGISTRY, claim, discover
-from harness.spec import FAIL, INCONCLUSIVE, PASS, Claim, Competence, Criterion, Evidence, Paper, Tier
+from harness.spec import FAIL, INCONCLUSIVE, PASS, Claim, Competence, Criterion, Evidence, Paper, Reference, Tier
 
-__all__ = ["Claim", "Competence", "Criterion", "Tier", "Evidence", "Paper", "Estimate", "claim", "discover",
-           "REGISTRY", "UserError", "PASS", "FAIL", "INCONCLUSIVE"]
+__all__ = ["Claim", "Competence", "Criterion", "Tier", "Evidence", "Paper", "Reference", "Estimate", "claim",
+           "discover", "REGISTRY", "UserError", "PASS", "FAIL", "INCONCLUSIVE"]

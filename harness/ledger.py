@@ -60,6 +60,9 @@ def render() -> str:
             if t.data:
                 line += f"; needs data: {', '.join(t.data)}"
             lines.append(line)
+        for r in s.references:
+            lines.append(f"- reference `{r.name}` = {r.value_text()} — source: {r.source}"
+                         + (f"; {r.text}" if r.text else "") + " (for comparison, not judged)")
         if s.notes:
             lines.append(f"- notes: {s.notes}")
         lines.append(f"- spec sha256: `{s.sha256()[:16]}…`")

@@ -17,6 +17,9 @@ and is INCONCLUSIVE otherwise.
 A model earns its claim: each trained condition a verdict rests on declares a :class:`Competence`
 (its own task's metric on held-out data, with a threshold per tier). When the main condition's
 models miss it, the verdict is INCONCLUSIVE ("model did not learn its task"), never PASS or FAIL.
+
+A claim may also carry :class:`Reference` values from other sources (e.g. the authors' code
+release) for comparison; they are hashed with the spec and shown in the ledger, never judged.
 """
 from __future__ import annotations
 
@@ -172,6 +175,64 @@ class Competence:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A value a source reports for the claim, kept beside the criteria for comparison, never judged.
+
+    The paper's headline number lives in :attr:`Claim.reported`; a reference records any other
+    figure (or definition) with where it comes from, e.g. the authors' code release, so that a
+    replication's measurement can be set against it. References are part of the spec hash but no
+    verdict reads them: thresholds stay in :class:`Criterion`.
+
+    Parameters
+    ----------
+    name : str
+        Dotted key, unique within the claim (e.g. ``"ablation.map.top_msi"``).
+    value : float, (low, high) pair of float, or None
+        The number; a pair for a reported range ("flat at 0.44-0.47"); None for a qualitative
+        statement (then ``text`` says it).
+    source : str
+        Where the value comes from (e.g. ``"Kim et al. notebook kgspiano/Music"``).
+    text : str
+        What the value is, in words: the stimulus, the units, the statistic, and how it relates to
+        the project's own statistic when they differ.
+    """
+
+    name: str
+    value: object
+    source: str
+    text: str = ""
+
+    def __post_init__(self):
+        if not self.name:
+            raise ValueError("a reference needs a name")
+        if not self.source:
+            raise ValueError(f"reference {self.name!r}: a reference needs its source")
+        v = self.value
+        if v is None:
+            if not self.text:
+                raise ValueError(f"reference {self.name!r}: a qualitative reference (value None) needs its text")
+        elif isinstance(v, (tuple, list)):
+            if len(v) != 2 or not all(_number(x) for x in v) or float(v[0]) > float(v[1]):
+                raise ValueError(f"reference {self.name!r}: a range must be (low, high) numbers, got {v!r}")
+            object.__setattr__(self, "value", (float(v[0]), float(v[1])))
+        elif _number(v):
+            object.__setattr__(self, "value", float(v))
+        else:
+            raise ValueError(f"reference {self.name!r}: value must be a number, a (low, high) pair or None, got {v!r}")
+
+    def value_text(self) -> str:
+        v = self.value
+        if v is None:
+            return "(qualitative)"
+        if isinstance(v, tuple):
+            return f"{v[0]:g}-{v[1]:g}"
+        return f"{v:g}"
+
+    def text_line(self) -> str:
+        return f"{self.name} = {self.value_text()} ({self.source})" + (f": {self.text}" if self.text else "")
+
+
+@dataclass(frozen=True)
 class Tier:
     """Settings of a claim at one tier and whether it is expected to replicate there.
 
@@ -246,6 +307,9 @@ class Claim:
     competence : sequence of Competence
         The trained conditions' own-task competences the verdict rests on (the main condition's
         models); missing any turns the verdict INCONCLUSIVE.
+    references : sequence of Reference
+        Other sources' values for comparison (e.g. the authors' code release), hashed with the spec
+        but never judged; :meth:`reference` looks one up by name.
     """
 
     id: str
@@ -262,10 +326,18 @@ class Claim:
     notes: str = ""
     version: int = 1
     competence: tuple = ()
+    references: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "criteria", tuple(self.criteria))
         object.__setattr__(self, "competence", tuple(self.competence))
+        object.__setattr__(self, "references", tuple(self.references))
+        for r in self.references:
+            if not isinstance(r, Reference):
+                raise ValueError(f"{self.id}: references must be harness.spec.Reference, got {r!r}")
+        ref_names = [r.name for r in self.references]
+        if len(set(ref_names)) != len(ref_names):
+            raise ValueError(f"{self.id}: reference names must be unique")
         names = [c.name for c in self.competence]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.id}: competence names must be unique")
@@ -318,6 +390,8 @@ class Claim:
         """The spec as plain data (what is hashed, logged as params and stored as an artifact)."""
         d = asdict(self)
         d["reported"] = self.reported_text
+        if not self.references:  # a spec without references hashes as before they existed
+            del d["references"]
         return json.loads(json.dumps(d, sort_keys=True, default=str))
 
     def sha256(self) -> str:
@@ -334,6 +408,13 @@ class Claim:
         if tier in self.tiers:
             out.update(self.tiers[tier].controls)
         return out
+
+    def reference(self, name: str) -> Reference:
+        """The reference called ``name`` (KeyError if the spec has none)."""
+        for r in self.references:
+            if r.name == name:
+                return r
+        raise KeyError(f"{self.id}: no reference {name!r}")
 
     def tier(self, name: str) -> Tier:
         if name not in self.tiers:
@@ -425,6 +506,10 @@ def assess_competence(spec: Claim, evidence: Evidence, tier: str) -> tuple[list[
         detail.append(d)
     missed = [d["reason"] for d in detail if not d["met"]]
     return detail, ("model did not learn its task: " + "; ".join(missed)) if missed else ""
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(float(x))
 
 
 def _nan(x) -> bool:

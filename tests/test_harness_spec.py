@@ -153,3 +153,41 @@ def test_a_competence_needs_a_threshold_per_tier_and_changes_the_hash():
     a = make_spec(competence=(MAP,))
     b = make_spec(competence=(dataclasses.replace(MAP, thresholds={"ci": 0.4}),))
     assert a.sha256() != b.sha256() != make_spec().sha256()
+
+
+def test_references_are_hashed_looked_up_and_never_judged():
+    from harness.spec import Reference
+
+    ref = Reference("map.baseline", 0.0802, source="a notebook", text="mAP before ablation")
+    rng = Reference("quilts.flat", (0.44, 0.47), source="a notebook")
+    a = make_spec(references=(ref, rng))
+    assert a.reference("map.baseline").value == 0.0802 and a.reference("quilts.flat").value == (0.44, 0.47)
+    with pytest.raises(KeyError):
+        a.reference("nope")
+    # a spec without references hashes as it did before references existed (no key in the canonical form)
+    assert "references" not in make_spec().canonical()
+    assert a.canonical()["references"][0]["value"] == 0.0802
+    # removing or editing a reference changes the hash
+    assert a.sha256() != make_spec(references=(ref,)).sha256() != make_spec().sha256()
+    assert a.sha256() != make_spec(references=(dataclasses.replace(ref, value=0.08), rng)).sha256()
+    # never judged: the verdict depends only on the criteria
+    ev = Evidence({"ratio": Estimate(2.0, 1.8, 2.2)})
+    assert evaluate(a, ev)[0] == evaluate(make_spec(), ev)[0] == PASS
+    assert ref.value_text() == "0.0802" and rng.value_text() == "0.44-0.47"
+
+
+def test_bad_references_raise():
+    from harness.spec import Reference
+
+    with pytest.raises(ValueError, match="source"):
+        Reference("x", 1.0, source="")
+    with pytest.raises(ValueError, match="range"):
+        Reference("x", (0.5, 0.4), source="s")
+    with pytest.raises(ValueError, match="qualitative"):
+        Reference("x", None, source="s")
+    with pytest.raises(ValueError, match="must be a number"):
+        Reference("x", "0.8", source="s")
+    with pytest.raises(ValueError, match="unique"):
+        make_spec(references=(Reference("x", 1, source="s"), Reference("x", 2, source="s")))
+    with pytest.raises(ValueError, match="harness.spec.Reference"):
+        make_spec(references=({"name": "x"},))

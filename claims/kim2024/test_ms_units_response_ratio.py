@@ -4,7 +4,8 @@ import numpy as np
 from analysis.linear_readout import band_power
 from analysis.selectivity import music_selectivity_index, response_ratio, top_units
 from analysis.stats import Estimate
-from claims.kim2024._conditions import CI_MEASURED, COMPETENCE, KimConditions, seed_params, tier_settings
+from claims.kim2024._conditions import (CI_MEASURED, COMPETENCE, EPOCHS_NOTE, MS_UNIT_REFERENCES, SELECTION_NOTE,
+                                        KimConditions, notebook_references, seed_params, tier_settings)
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -50,7 +51,10 @@ SPEC = Claim(
           "input (music is denser than non-music, as in real audio). A first version declared the log-mel pipeline a control "
           "that must FAIL; it PASSed the ratio criterion, which showed the ratio alone cannot separate trained "
           "networks from the corpus's statistics. The claim therefore also requires the paired gain over the "
-          "log-mel baseline (a stricter rule; the baseline's ratio is reported in values.json and the figure).",
+          "log-mel baseline (a stricter rule; the baseline's ratio is reported in values.json and the figure)."
+          + " " + SELECTION_NOTE + "the ratio is measured on the training split, which the selection never saw (the "
+          "paper's design). " + EPOCHS_NOTE,
+    references=notebook_references(*MS_UNIT_REFERENCES),
 )
 
 

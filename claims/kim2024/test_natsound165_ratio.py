@@ -3,7 +3,8 @@ import numpy as np
 
 from analysis.selectivity import category_ratios, mean_response_per_clip, response_ratio
 from analysis.stats import Estimate
-from claims.kim2024._conditions import CI_MEASURED, COMPETENCE, KimConditions, tier_settings
+from claims.kim2024._conditions import (CI_MEASURED, COMPETENCE, EPOCHS_NOTE, MS_UNIT_REFERENCES, SELECTION_NOTE,
+                                        KimConditions, notebook_references, tier_settings)
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 from stimuli.loaders import NATSOUND_MUSIC_CATEGORIES as MUSIC_CATEGORIES
@@ -41,6 +42,8 @@ SPEC = Claim(
         "paper": Tier(settings=tier_settings("paper"), expect="PASS",
                       data=("natsound165", "audioset_audio", "audioset_meta")),
     },
+    notes=SELECTION_NOTE + "the ratio is measured on the 165 natural sounds. " + EPOCHS_NOTE,
+    references=notebook_references(*MS_UNIT_REFERENCES),
 )
 
 

@@ -3,7 +3,8 @@ import numpy as np
 
 from analysis.selectivity import response_ratio
 from analysis.stats import Estimate
-from claims.kim2024._conditions import COMPETENCE, KimConditions, quilt_correlation, quilt_curve, tier_settings
+from claims.kim2024._conditions import (COMPETENCE, EPOCHS_NOTE, MS_UNIT_REFERENCES, SELECTION_NOTE, KimConditions,
+                                        notebook_references, quilt_correlation, quilt_curve, tier_settings)
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -28,7 +29,10 @@ SPEC = Claim(
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
     },
     notes="Budget: this condition has seeds_other (2) seeds at ci. The quilt-effect difference (with speech minus without speech, Pearson r of the MS-unit quilt curve) "
-          "is reported in values, not judged.",
+          "is reported in values, not judged."
+          + " " + SELECTION_NOTE + "the ratio is measured on the training split, which the selection never saw. "
+          + EPOCHS_NOTE,
+    references=notebook_references(*MS_UNIT_REFERENCES),
 )
 
 

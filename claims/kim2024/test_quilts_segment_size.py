@@ -2,9 +2,11 @@
 import numpy as np
 
 from analysis.stats import Estimate
-from claims.kim2024._conditions import (CI_MEASURED, COMPETENCE, QUILT_SEG_MS, KimConditions, quilt_correlation, quilt_curve, tier_settings)
+from claims.kim2024._conditions import (CI_MEASURED, COMPETENCE, EPOCHS_NOTE, MS_UNIT_REFERENCES, NOTEBOOK,
+                                        QUILT_SEG_MS, SELECTION_NOTE, KimConditions, notebook_references,
+                                        quilt_correlation, quilt_curve, tier_settings)
 from claims.papers import KIM2024
-from harness import Claim, Criterion, Evidence, Tier, claim
+from harness import Claim, Criterion, Evidence, Reference, Tier, claim
 
 SPEC = Claim(
     id="kim2024.quilts.segment_size",
@@ -40,7 +42,24 @@ SPEC = Claim(
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
     },
     notes="At ci the clips are 2 s, so quilts fill the first 1.6 s (a whole number of every segment size) and the "
-          "last 0.4 s is silent, originals included (Kim et al.: 8 s of 10). A 1600-ms quilt is one segment.",
+          "last 0.4 s is silent, originals included (Kim et al.: 8 s of 10). A 1600-ms quilt is one segment. "
+          + SELECTION_NOTE + "the quilts are made of training clips, which the selection never saw. The "
+          "non_ms_units control is every unit outside the MS units (the paper's non-MS units), not the notebook's "
+          "least-selective units (reference quilts.least_selective). The notebook's curve (0.71 at 50 ms rising "
+          "to 0.84 at >= 800 ms, original 0.835) is one network's; the paper's (0.599 at 50 ms, 0.775 at 800 ms, "
+          "original 0.768) the mean of 5. " + EPOCHS_NOTE,
+    references=notebook_references(
+        *MS_UNIT_REFERENCES,
+        Reference("quilts.ms.music.50ms", 0.71, NOTEBOOK,
+                  "MS units' normalised response to 50-ms music quilts (one network)"),
+        Reference("quilts.ms.music.800ms_and_longer", 0.84, NOTEBOOK,
+                  "the same at 800 ms and longer segments (the rise with segment size)"),
+        Reference("quilts.ms.music.original", 0.835, NOTEBOOK, "the same for the original music clips"),
+        Reference("quilts.ms.nonmusic", (0.44, 0.47), NOTEBOOK,
+                  "MS units' normalised response to non-music quilts: flat over segment sizes"),
+        Reference("quilts.least_selective", None, NOTEBOOK,
+                  "the least-selective units' response to music quilts is flat over segment sizes"),
+    ),
 )
 
 

@@ -3,7 +3,7 @@ import numpy as np
 
 from analysis.linear_readout import gabor_features, pca_baseline, readout_ap
 from analysis.stats import Estimate
-from claims.kim2024._conditions import COMPETENCE, KimConditions, tier_settings
+from claims.kim2024._conditions import COMPETENCE, EPOCHS_NOTE, KimConditions, notebook_references, tier_settings
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -39,7 +39,8 @@ SPEC = Claim(
           "(64 components, 86 % of variance), Gabor 0.746, chance 0.294, random init 0.669-0.722, permuted labels "
           "0.292-0.542. The corpus is much easier for a linear log-mel readout than AudioSet (PCA 0.703 vs 0.437). "
           "The Gabor bank (63 filters, ReLU, averaged) is reported, not a criterion: the paper's Gabor AP (0.828) "
-          "is close to the network's.",
+          "is close to the network's. No units are selected in this claim. " + EPOCHS_NOTE,
+    references=notebook_references(),
 )
 
 

@@ -3,7 +3,8 @@ import numpy as np
 
 from analysis.selectivity import response_ratio, selectivity_index, top_units
 from analysis.stats import Estimate
-from claims.kim2024._conditions import CI_MEASURED, COMPETENCE, KimConditions, tier_settings
+from claims.kim2024._conditions import (CI_MEASURED, COMPETENCE, EPOCHS_NOTE, MS_UNIT_REFERENCES, SELECTION_NOTE,
+                                        KimConditions, notebook_references, tier_settings)
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -31,6 +32,9 @@ SPEC = Claim(
                                    "exactly when the main result FAILs, as measured at ci"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
     },
+    notes=SELECTION_NOTE + "the speech units likewise by the speech index on the test split; both ratios are "
+          "measured on the training split, which the selection never saw. " + EPOCHS_NOTE,
+    references=notebook_references(*MS_UNIT_REFERENCES),
 )
 
 
