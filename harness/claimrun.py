@@ -219,14 +219,14 @@ class ClaimRun:
         undeclared = sorted(set(result) - set(spec.controls) - {"main"})
         head = spec.headline
         head_est = result["main"].estimates[head.statistic]
-        expected = self.tier_spec.expect
+        expected, expected_reason = self.tier_spec.expect_for(self.variant)
         row = {
             "claim_id": spec.id, "variant": self.variant, "paper": spec.paper.key, "tier": self.tier,
             "statistic": spec.statistic, "unit": spec.unit, "reported": spec.reported_text,
             "value": head_est.value, "ci_low": head_est.low, "ci_high": head_est.high, "p": head_est.p,
             "comparator": head.comparator, "threshold": head.threshold, "threshold_source": head.source,
             "verdict": verdict, "expected": expected,
-            "expected_reason": self.tier_spec.reason, "controls": controls,
+            "expected_reason": expected_reason, "controls": controls,
             "competence": competence, "competent": (not inconclusive_reason) if competence else None,
             "inconclusive_reason": inconclusive_reason, "measured_verdict": measured_verdict,
             "controls_redeclared": ({k: list(v) if not isinstance(v, str) else v
@@ -306,7 +306,7 @@ class ClaimRun:
                "tier": self.tier, "statistic": self.spec.statistic, "reported": self.spec.reported_text,
                "value": None, "ci_low": None, "ci_high": None, "p": None,
                "comparator": self.spec.headline.comparator, "threshold": self.spec.headline.threshold,
-               "verdict": "ERROR", "expected": self.tier_spec.expect, "controls": {},
+               "verdict": "ERROR", "expected": self.tier_spec.expect_for(self.variant)[0], "controls": {},
                "control_mismatches": [], "mlflow_run_id": self.run_id,
                "seconds": round(time.perf_counter() - self._t0, 2), "spec_sha256": self.spec.sha256(),
                "nodeid": self.nodeid, "outcome": "error", "error": f"{type(exc).__name__}: {exc}"[:500],

@@ -13,6 +13,10 @@ from harness.registry import discover
 LEDGER_PATH = REPO_ROOT / "docs" / "claims.md"
 
 
+def _variants(t) -> str:
+    return "".join(f" ([{v}] {e})" for v, (e, _) in t.variants.items()) if t is not None else ""
+
+
 def _controls(spec, tier: str) -> str:
     out = []
     for name, v in spec.declared_controls(tier).items():
@@ -32,7 +36,7 @@ def render() -> str:
         ci = s.tiers["ci"]
         paper = s.tiers.get("paper")
         comp = "; ".join(f"`{c.text('ci')}`" for c in s.competence) or "—"
-        lines.append(f"| `{s.id}` | {s.paper.key} | {crit} | {comp} | {_controls(s, 'ci')} | expect {ci.expect} | "
+        lines.append(f"| `{s.id}` | {s.paper.key} | {crit} | {comp} | {_controls(s, 'ci')} | expect {ci.expect}{_variants(ci)} | "
                      f"{'expect ' + paper.expect if paper else '—'} |")
     lines += [""]
     for s in specs:
@@ -55,6 +59,8 @@ def render() -> str:
             line = f"- tier `{tname}`: expect {t.expect}"
             if t.reason:
                 line += f" — {t.reason}"
+            for vname, (vexp, vreason) in t.variants.items():
+                line += f"; `[{vname}]` expect {vexp}" + (f" — {vreason}" if vreason else "")
             if t.controls:
                 line += f" (controls re-declared: {_controls(s, tname)} — {t.controls_reason})"
             if t.data:

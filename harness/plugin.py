@@ -338,11 +338,12 @@ def pytest_runtest_makereport(item, call):
 def skipped_row(item, spec, reason: str) -> dict:
     st = item.config.stash[_STATE]
     tier = spec.tiers.get(st["tier"])
-    return {"claim_id": spec.id, "variant": item.callspec.id if hasattr(item, "callspec") else "",
+    variant = item.callspec.id if hasattr(item, "callspec") else ""
+    return {"claim_id": spec.id, "variant": variant,
             "paper": spec.paper.key, "tier": st["tier"], "statistic": spec.statistic,
             "reported": spec.reported_text, "value": None, "ci_low": None, "ci_high": None, "p": None,
             "comparator": spec.headline.comparator, "threshold": spec.headline.threshold,
-            "verdict": "SKIPPED", "expected": tier.expect if tier else None, "controls": {},
+            "verdict": "SKIPPED", "expected": tier.expect_for(variant)[0] if tier else None, "controls": {},
             "control_mismatches": [], "mlflow_run_id": None, "seconds": 0.0,
             "spec_sha256": spec.sha256(), "nodeid": item.nodeid, "outcome": "skipped",
             "skip_reason": reason.removeprefix("Skipped: ")}

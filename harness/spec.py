@@ -247,6 +247,10 @@ class Tier:
         Why a non-PASS is expected (required when ``expect != "PASS"``).
     data : tuple of str
         Data roots the claim needs at this tier (keys of ``harness.options.DATA_ROOTS``).
+    variants : mapping of str to (expect, reason)
+        Per parametrisation (the pytest id, e.g. ``"wav2vec2"``), an expectation that differs from
+        ``expect``, with its own reason: the variants of one claim may stand differently at a tier
+        (one architecture's model learned its task, the other's did not).
     """
 
     settings: Mapping = field(default_factory=dict)
@@ -255,6 +259,7 @@ class Tier:
     data: tuple = ()
     controls: Mapping = field(default_factory=dict)
     controls_reason: str = ""
+    variants: Mapping = field(default_factory=dict)
 
     def __post_init__(self):
         if self.expect not in VERDICTS:
@@ -269,10 +274,20 @@ class Tier:
                 raise ValueError(f"tier control {name!r}: {v!r} is not a verdict or a tuple of verdicts")
             if PASS in allowed and FAIL in allowed:
                 raise ValueError(f"tier control {name!r}: accepting both PASS and FAIL would make it unfalsifiable")
+        for name, v in self.variants.items():
+            if not (isinstance(v, tuple) and len(v) == 2 and v[0] in VERDICTS and isinstance(v[1], str)):
+                raise ValueError(f"tier variant {name!r}: {v!r} must be (expected verdict, reason)")
+            if v[0] != PASS and not v[1]:
+                raise ValueError(f"tier variant {name!r}: a declared non-replication needs a reason")
+        object.__setattr__(self, "variants", dict(self.variants))
         object.__setattr__(self, "settings", dict(self.settings))
         object.__setattr__(self, "data", tuple(self.data))
         object.__setattr__(self, "controls", {k: (v if isinstance(v, str) else tuple(v))
                                               for k, v in self.controls.items()})
+
+    def expect_for(self, variant: str = "") -> tuple[str, str]:
+        """(expected verdict, reason) of one parametrisation (``variants`` if declared, else the tier's)."""
+        return self.variants.get(variant, (self.expect, self.reason))
 
 
 @dataclass(frozen=True)
@@ -392,6 +407,9 @@ class Claim:
         d["reported"] = self.reported_text
         if not self.references:  # a spec without references hashes as before they existed
             del d["references"]
+        for t in d["tiers"].values():  # nor does a tier without per-variant expectations
+            if not t.get("variants"):
+                t.pop("variants", None)
         return json.loads(json.dumps(d, sort_keys=True, default=str))
 
     def sha256(self) -> str:

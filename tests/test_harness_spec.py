@@ -191,3 +191,15 @@ def test_bad_references_raise():
         make_spec(references=(Reference("x", 1, source="s"), Reference("x", 2, source="s")))
     with pytest.raises(ValueError, match="harness.spec.Reference"):
         make_spec(references=({"name": "x"},))
+
+
+def test_a_tier_may_expect_differently_per_variant():
+    from harness.spec import INCONCLUSIVE, Tier
+
+    t = Tier(variants={"wav2vec2": (INCONCLUSIVE, "its SSL model did not learn its task")})
+    assert t.expect_for("wav2vec2") == (INCONCLUSIVE, "its SSL model did not learn its task")
+    assert t.expect_for("data2vec") == ("PASS", "")
+    with pytest.raises(ValueError, match="needs a reason"):
+        Tier(variants={"wav2vec2": (INCONCLUSIVE, "")})
+    with pytest.raises(ValueError, match="must be"):
+        Tier(variants={"wav2vec2": "FAIL"})

@@ -22,12 +22,14 @@ SPEC = Claim(
                    "untouched": "the same architecture at its starting weights",
                    "log_mel": "the acoustic control itself as a representation (no chroma beyond itself)"},
     competence=(TRANSCRIPTION_COMPETENCE,),
-    tiers=tiers(ci_expect='FAIL',
-                ci_reason="measured at ci (2 seeds, 200 updates): best-layer partial chroma 0.040-0.062 for wav2vec2 (q <= 0.01, below the 0.1 threshold) and -0.020-0.026 for data2vec; the tiny models' transcription F1 (0.31-0.32) is the same for both architectures, i.e. a note-prior, not note-specific learning",
+    tiers=tiers(ci_expect="INCONCLUSIVE",
+                ci_reason="measured at ci on 2026-12-06 (2 seeds, 200 updates): the transcription models did not learn their task — held-out frame F1 0.295-0.299 against the note prior's 0.303-0.304 (gain -0.009 to -0.005, threshold 0.10) and note F1 0.07-0.12 against the prior's 0.16-0.18, for both architectures: INCONCLUSIVE (undertrained). Before the gate (measured verdict): best-layer partial chroma 0.042-0.065 for "
+                          "wav2vec2 and -0.015-0.029 for data2vec, FAIL",
                 ci_controls={"untouched": ("FAIL", "INCONCLUSIVE")},
-                ci_controls_reason="measured at ci: one random-init data2vec (seed 1) shows best-layer partial chroma "
-                                   "0.106 (q = 0.001) beyond the acoustic control, so over seeds the untouched control "
-                                   "straddles the threshold (INCONCLUSIVE); it must still never PASS, and log_mel must FAIL"),
+                ci_controls_reason="measured at ci: a random-init data2vec shows best-layer partial chroma up to "
+                                   "0.106 (q = 0.001) beyond the acoustic control in one seed, so over seeds the "
+                                   "untouched control straddles the threshold (INCONCLUSIVE); it must still never "
+                                   "PASS, and log_mel must FAIL"),
     notes="Abstract only: RSA design and thresholds are ours. chroma_cqt is not used as the oracle because upper "
           "harmonics dominate it (see tests/test_rsa.py).",
 )

@@ -23,8 +23,9 @@ SPEC = Claim(
     control_notes={"oracle_vs_ssl": "the oracle pitch-class code in place of the transcription model",
                    "chroma_destroyed_vs_ssl": "the oracle with pitch classes permuted within octave (no chroma)"},
     competence=(TRANSCRIPTION_COMPETENCE, SSL_COMPETENCE),
-    tiers=tiers(ci_expect='FAIL',
-                ci_reason='measured at ci: transcription - SSL best-layer partial chroma 0.057 [-0.054, 0.154] (wav2vec2) and -0.054 [-0.132, 0.027] (data2vec); the ci transcription training does not learn note-specific features (F1 0.31-0.32 in every run)'),
+    tiers=tiers(ci_expect="INCONCLUSIVE",
+                ci_reason="measured at ci on 2026-12-06 (2 seeds, 200 updates): the transcription models did not learn their task — held-out frame F1 0.295-0.299 against the note prior's 0.303-0.304 (gain -0.009 to -0.005, threshold 0.10) and note F1 0.07-0.12 against the prior's 0.16-0.18, for both architectures: INCONCLUSIVE (undertrained); the wav2vec2 SSL models did not learn their task either: held-out masked-frame top-1 0.049 / 0.055 against 0.057 / 0.074 at initialisation (chance 0.048; gain -0.020 to -0.008, threshold 0.10). Before the gate: transcription - SSL best-layer partial chroma "
+                          "0.061 [-0.050, 0.159] (wav2vec2) and -0.053 [-0.130, 0.033] (data2vec), FAIL"),
 )
 
 
