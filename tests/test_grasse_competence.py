@@ -13,22 +13,12 @@ import torch
 from analysis.stats import Estimate
 from claims.grasse2026._conditions import SSL_COMPETENCE, TRANSCRIPTION_COMPETENCE, competence
 from models.ssl_audio import (ARCHS, _top1_among_distractors, build_encoder, sample_negatives, span_mask,
-                              tiny_config, train_ssl, train_transcription, transcription_heldout)
+                              train_ssl, train_transcription, transcription_heldout)
+from test_ssl_audio import _audio, _small, _two_notes  # the same tiny encoders and tones as the model tests
 
 REPO = Path(__file__).resolve().parent.parent
 SR = 16000
 torch.set_num_threads(1)
-
-
-def _small(arch):
-    return tiny_config(arch, hidden=32, n_layers=2, n_heads=2, conv_channels=8)
-
-
-def _audio(n=4, dur_s=1.0, seed=0):
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(dur_s * SR)) / SR
-    f = rng.uniform(100, 800, size=(n, 1))
-    return (0.1 * np.sin(2 * np.pi * f * t) + 0.01 * rng.normal(size=(n, t.size))).astype(np.float32)
 
 
 def _mask_and_negatives(b=2, t=30, k=5, seed=0):
@@ -73,12 +63,7 @@ def test_ssl_at_learning_rate_zero_gains_nothing_and_is_incompetent(arch):
 
 def test_transcription_at_learning_rate_zero_does_not_beat_the_note_prior():
     """Two clips, one constant note each: an untrained head is judged against the prior and misses."""
-    t = np.arange(SR) / SR
-    audio = np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 440 * t)]).astype(np.float32) * 0.1
-    frame_times = np.arange(0, 1, 0.01)
-    roll = np.zeros((2, frame_times.size, 128), bool)
-    roll[0, :, 57] = True
-    roll[1, :, 69] = True
+    audio, roll, frame_times = _two_notes()
     _, model, _ = train_transcription(build_encoder(_small("wav2vec2"), 0), audio, roll, frame_times, SR, steps=2,
                                       batch_size=2, crop_s=0.5, lr=0.0, seed=0)
     scores = transcription_heldout(model, audio, roll, audio, roll, frame_times, SR)

@@ -75,18 +75,24 @@ def test_roll_at_frames_analytical():
     assert y[0, :, 61].sum() == 0
 
 
-def test_transcription_learns_without_collapsing_the_encoder():
-    """Two clips, each one constant note: BCE falls well below its start, and with the encoder's learning
-    rate scaled down (0.1) the encoder's output still differs between the clips (measured: with the full
-    rate the frame features collapsed to an input-independent output, mean |difference| 1.07 -> 0.007)."""
-    from models.ssl_audio import _normalize
-
+def _two_notes():
+    """Two 1-s clips, each one constant note (A3, A4), with their 10-ms piano rolls."""
     t = np.arange(SR) / SR
     audio = np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 440 * t)]).astype(np.float32) * 0.1
     frame_times = np.arange(0, 1, 0.01)
     roll = np.zeros((2, frame_times.size, 128), bool)
     roll[0, :, 57] = True
     roll[1, :, 69] = True
+    return audio, roll, frame_times
+
+
+def test_transcription_learns_without_collapsing_the_encoder():
+    """Two clips, each one constant note: BCE falls well below its start, and with the encoder's learning
+    rate scaled down (0.1) the encoder's output still differs between the clips (measured: with the full
+    rate the frame features collapsed to an input-independent output, mean |difference| 1.07 -> 0.007)."""
+    from models.ssl_audio import _normalize
+
+    audio, roll, frame_times = _two_notes()
     enc = build_encoder(_small("wav2vec2"), 0)
     x = _normalize(torch.from_numpy(audio))
     with torch.no_grad():
