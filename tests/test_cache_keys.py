@@ -426,16 +426,18 @@ def test_grasse_paper_inputs_follow_the_files_read(tmp_path):
     (tmp_path / "ck" / "wav2vec2" / "config.json").write_text('{"hidden": 8}')
     data = DataRoots({"speech_audio": str(tmp_path / "speech"), "music_audio": str(tmp_path / "music"),
                       "transcription": str(tmp_path / "tr"), "checkpoints": str(tmp_path / "ck")})
-    s = dict(PAPER_SETTINGS, ssl_clips=4, music_tracks=2)
+    s = dict(PAPER_SETTINGS, ssl_clips=4, music_tracks=2, heldout_clips=2, heldout_tracks=1)
 
     def key():
         return content_key(*training_inputs("wav2vec2", "paper", s, 0, data), arch="wav2vec2")["hash"]
 
     k0 = key()
     assert key() == k0
-    _, picked, _ = _picked_files(tmp_path / "speech", s["ssl_clips"] // 2, 0)
+    # read: 2 training clips and 1 held-out clip per folder, 1 training and 1 held-out excerpt
+    _, picked, _ = _picked_files(tmp_path / "speech", s["ssl_clips"] // 2 + s["heldout_clips"] // 2, 0)
+    assert len(picked) == 3
     changed = {}
-    for path in (picked[0], tmp_path / "tr" / "x1.npz", tmp_path / "ck" / "wav2vec2" / "config.json"):
+    for path in (picked[-1], tmp_path / "tr" / "x1.npz", tmp_path / "ck" / "wav2vec2" / "config.json"):
         old = path.read_bytes()
         flip_last_byte(path)
         changed[path.name] = key()
