@@ -357,6 +357,11 @@ def masked_frame_top1(arch: str, audio: np.ndarray, crop: int, mask_prob: float,
     return np.concatenate(out)
 
 
+def encoder_frame_times(n_frames: int, sr: int, hop: int = 320, receptive: int = 400) -> np.ndarray:
+    """Centre of every encoder frame in s (frame k covers samples [k*hop, k*hop + receptive))."""
+    return (np.arange(n_frames) * hop + receptive / 2) / sr
+
+
 def roll_at_frames(piano_roll: np.ndarray, frame_times_s: np.ndarray, n_frames: int, start_s: np.ndarray,
                    sr: int, hop: int = 320, receptive: int = 400) -> np.ndarray:
     """Piano-roll targets [b, n_frames, 128] at the encoder's frame centres for crops starting at ``start_s``.
@@ -364,7 +369,7 @@ def roll_at_frames(piano_roll: np.ndarray, frame_times_s: np.ndarray, n_frames: 
     Encoder frame k covers samples [k*hop, k*hop + receptive); its centre is mapped to the nearest
     piano-roll frame.
     """
-    centres = (np.arange(n_frames) * hop + receptive / 2) / sr                    # [T] s within the crop
+    centres = encoder_frame_times(n_frames, sr, hop, receptive)                  # [T] s within the crop
     t = np.asarray(start_s)[:, None] + centres[None, :]                          # [b, T]
     j = np.clip(np.searchsorted(frame_times_s, t), 1, len(frame_times_s) - 1)
     left = frame_times_s[j - 1]
@@ -486,7 +491,7 @@ def transcription_heldout(model: TranscriptionModel, train_audio: np.ndarray, tr
     held = np.asarray(heldout_audio, dtype=np.float32)
     logits = predict_roll_logits(model, held, device)
     n_frames = logits.shape[1]
-    enc_t = (np.arange(n_frames) * 320 + 200) / sr
+    enc_t = encoder_frame_times(n_frames, sr)
     y_held = roll_at_frames(heldout_roll, frame_times_s, n_frames, np.zeros(len(held)), sr)
     n_tr = min(int(n_threshold_clips), len(train_audio))
     y_train = roll_at_frames(train_roll, frame_times_s, n_frames, np.zeros(len(train_roll)), sr)

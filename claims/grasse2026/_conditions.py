@@ -438,6 +438,10 @@ SSL_COMPETENCE = Competence(
 )
 
 
+#: Each trained condition's declaration, by condition.
+COMPETENCES = {"transcription": TRANSCRIPTION_COMPETENCE, "ssl": SSL_COMPETENCE}
+
+
 def _per_seed(runs: list, condition: str) -> list:
     c = [r["competence"][condition] for r in runs]
     if condition == "transcription":
@@ -449,14 +453,12 @@ def competence(runs: list, conditions=("transcription", "ssl")) -> dict:
     """``{Competence.name: Estimate over seeds}`` of the given trained conditions."""
     from analysis.stats import Estimate
 
-    decl = {"transcription": TRANSCRIPTION_COMPETENCE, "ssl": SSL_COMPETENCE}
-    return {decl[c].name: Estimate.over_seeds(_per_seed(runs, c)) for c in conditions}
+    return {COMPETENCES[c].name: Estimate.over_seeds(_per_seed(runs, c)) for c in conditions}
 
 
 def earned(run, runs: list, arch: str, result: dict, conditions=("transcription", "ssl")) -> dict:
     """Attach the trained conditions' competence and training time to ``result["main"]``; log the
     held-out scores (model, note prior, init, chance) per seed and the learning curves per condition."""
-    decl = {"transcription": TRANSCRIPTION_COMPETENCE, "ssl": SSL_COMPETENCE}
     values = {}
     for seed, r in zip(run.seeds, runs):
         t, s = r["competence"]["transcription"], r["competence"]["ssl"]
@@ -472,5 +474,5 @@ def earned(run, runs: list, arch: str, result: dict, conditions=("transcription"
                              for c in ("ssl", "transcription") for seed, r in zip(run.seeds, runs)},
                             name=f"grasse_{arch}")
     result["main"].competence = competence(runs, conditions)
-    result["main"].training_s = {decl[c].name: float(sum(r["train_seconds"][c] for r in runs)) for c in conditions}
+    result["main"].training_s = {COMPETENCES[c].name: float(sum(r["train_seconds"][c] for r in runs)) for c in conditions}
     return result
