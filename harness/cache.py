@@ -533,6 +533,34 @@ class Cache:
         return {"root": str(self.root), "hits": self.hits, "misses": self.misses}
 
 
+def cooperative_order(items, busy: Callable[[Any], bool], start: int = 0):
+    """Yield ``items`` in an order that lets parallel workers share the builds.
+
+    The list is rotated by ``start`` (e.g. the pytest-xdist worker index, so two workers that begin
+    the same list at the same moment begin at different items), then at every step the first item
+    that ``busy`` says nobody else is building comes next; when all remaining items are busy, the
+    first one is yielded (its build lock then waits for the other worker). ``busy`` is asked again
+    after each yield, so build the yielded item before taking the next.
+
+    Parameters
+    ----------
+    items : sequence
+    busy : callable
+        ``busy(item)`` -> True while another process builds that item's entry
+        (:meth:`Cache.busy`).
+    start : int
+        Rotation of the list.
+    """
+    pending = list(items)
+    if pending:
+        k = int(start) % len(pending)
+        pending = pending[k:] + pending[:k]
+    while pending:
+        nxt = next((it for it in pending if not busy(it)), pending[0])
+        pending.remove(nxt)
+        yield nxt
+
+
 def data_used(events) -> list[dict]:
     """The data manifests under a list of cache events: one summary per ``name:hash``, sorted.
 

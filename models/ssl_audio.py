@@ -392,7 +392,8 @@ class TranscriptionModel(torch.nn.Module):
 def train_transcription(encoder, audio: np.ndarray, piano_roll: np.ndarray, frame_times_s: np.ndarray, sr: int,
                         steps: int = 200, batch_size: int = 8, crop_s: float = 2.0, lr: float = 5e-4,
                         seed: int = 0, device="cpu", pos_weight: float | None = None,
-                        encoder_lr_scale: float = 1.0, verbose: bool = False):
+                        encoder_lr_scale: float = 1.0, mask_time_prob: float | None = 0.0,
+                        verbose: bool = False):
     """Supervised frame-wise transcription (BCE on a 128-note piano roll); returns (encoder copy, model, losses).
 
     Parameters
@@ -410,6 +411,11 @@ def train_transcription(encoder, audio: np.ndarray, piano_roll: np.ndarray, fram
         BCE weight of positive (sounding) frames.
     encoder_lr_scale : float
         The encoder's learning rate is ``lr * encoder_lr_scale`` (the head uses ``lr``).
+    mask_time_prob : float or None
+        The encoder's built-in SpecAugment time masking while fine-tuning (transformers applies it in
+        train mode when ``config.mask_time_prob > 0``): 0.0 (default) turns it off, None keeps the
+        encoder's own value (the ci configs carry the SSL objective's 0.5, which hides half the frames
+        a frame-wise transcriber is scored on; wav2vec 2.0's fine-tuning recipes use about 0.05).
     """
     from tqdm.auto import tqdm
 
@@ -426,6 +432,8 @@ def train_transcription(encoder, audio: np.ndarray, piano_roll: np.ndarray, fram
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = TranscriptionModel(copy.deepcopy(encoder)).to(device).train()
+        if mask_time_prob is not None:
+            model.encoder.config.mask_time_prob = float(mask_time_prob)
         params = list(model.parameters())
         opt, sched = _optimizer(params, lr, steps, list(model.encoder.parameters()), encoder_lr_scale)
         n_frames = frame_count(encoder, crop)

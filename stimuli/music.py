@@ -336,6 +336,66 @@ def scores_from_arrays(onset_s, offset_s, midi, part=None, qpm: float = DEFAULT_
                       key_name(pc, mode))
 
 
+#: Chord shapes of :func:`note_and_chord_scores` (semitones above the root).
+CHORD_SHAPES = ((0, 4, 7), (0, 3, 7), (0, 3, 6), (0, 4, 8), (0, 4, 7, 10), (0, 3, 7, 10), (0, 4, 7, 11),
+                (0, 7), (0, 12), (0, 5, 7))
+
+
+def note_and_chord_scores(n_scores: int, dur_s: float, seed: int, midi_lo: int = 36, midi_hi: int = 84,
+                          chord_p: float = 0.6, event_s=(0.15, 0.6), rest_p: float = 0.1,
+                          qpm: float = DEFAULT_QPM) -> list[ScoreNotes]:
+    """Scores of random isolated notes and chords: the transcription curriculum of the ci tier.
+
+    Each score is a sequence of events filling ``dur_s`` seconds (at ``qpm``): with probability
+    ``chord_p`` a chord (a shape from :data:`CHORD_SHAPES` on a uniform root), else one note, every
+    pitch uniform in [``midi_lo``, ``midi_hi``) (chord tones above it dropped); each event lasts a
+    uniform ``event_s`` seconds and is followed by a rest of the same length with probability
+    ``rest_p``. Chord tones are parts 0..k-1 (top down), so the scores are polyphonic and
+    :func:`render_excerpt` does not harmonise them.
+
+    Parameters
+    ----------
+    n_scores : int
+    dur_s : float
+        Length of every score in seconds at ``qpm``.
+    seed : int
+    midi_lo, midi_hi : int
+        Pitch range (``midi_hi`` excluded).
+    chord_p, event_s, rest_p : float, (float, float), float
+        Chord probability, event length range in s, rest probability.
+    qpm : float
+        The scores' tempo (rendering rescales it).
+
+    Returns
+    -------
+    list of ScoreNotes (collection ``"notes-and-chords"``)
+    """
+    if int(n_scores) < 1 or not dur_s > 0 or not (0 <= midi_lo < midi_hi <= 128):
+        raise UserError(f"n_scores={n_scores!r}, dur_s={dur_s!r}, midi {midi_lo}-{midi_hi}: need n_scores >= 1, "
+                        "dur_s > 0 and 0 <= midi_lo < midi_hi <= 128")
+    out = []
+    for i in range(int(n_scores)):
+        rng = np.random.default_rng([int(seed), i, 61])
+        on, off, midi, part = [], [], [], []
+        t = 0.0
+        while t < dur_s:
+            length = float(rng.uniform(*event_s))
+            if rng.random() < chord_p:
+                shape = np.asarray(CHORD_SHAPES[int(rng.integers(len(CHORD_SHAPES)))])
+                root = int(rng.integers(midi_lo, max(midi_lo + 1, midi_hi - shape.max())))
+                notes = [root + int(k) for k in shape if root + k < midi_hi]
+            else:
+                notes = [int(rng.integers(midi_lo, midi_hi))]
+            for j, m in enumerate(sorted(notes, reverse=True)):
+                on.append(t), off.append(t + length), midi.append(m), part.append(j)
+            t += length * (2.0 if rng.random() < rest_p else 1.0)
+        o = np.argsort(on, kind="stable")
+        out.append(scores_from_arrays(np.asarray(on)[o], np.asarray(off)[o], np.asarray(midi)[o],
+                                      np.asarray(part)[o], qpm=qpm, score_id=f"notes-and-chords-{seed}-{i}",
+                                      collection="notes-and-chords"))
+    return out
+
+
 # --------------------------------------------------------------------------- harmony analysis
 
 def _chord_templates() -> tuple[np.ndarray, list[str]]:

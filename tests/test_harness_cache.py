@@ -147,3 +147,22 @@ def test_busy_is_true_only_while_another_process_builds(tmp_path):
     assert not cache.busy("ns", cfg, version="v1")
     cache.json("ns", cfg, lambda: 1, version="v1")
     assert not cache.busy("ns", cfg, version="v1")  # built: nothing to wait for
+
+
+def test_cooperative_order_rotates_and_skips_busy_entries():
+    """Two workers starting the same list start at different items; a busy item is taken last;
+    every item comes exactly once; all busy -> the first (its lock then waits)."""
+    from harness.cache import cooperative_order
+
+    assert list(cooperative_order([0, 1, 2], lambda s: False)) == [0, 1, 2]
+    assert list(cooperative_order([0, 1, 2], lambda s: False, start=1)) == [1, 2, 0]
+    assert list(cooperative_order([0, 1, 2], lambda s: False, start=4)) == [1, 2, 0]
+    assert list(cooperative_order([0, 1, 2], lambda s: s == 0)) == [1, 2, 0]
+    assert list(cooperative_order([0, 1], lambda s: True)) == [0, 1]
+    assert list(cooperative_order([], lambda s: True, start=3)) == []
+    built = set()
+    order = []
+    for s in cooperative_order([0, 1, 2], lambda s: s not in built and s == 1):   # 1 busy until 0 is built
+        order.append(s)
+        built.add(s)
+    assert order == [0, 2, 1]

@@ -380,3 +380,22 @@ def test_chord_labels_agree_with_music21_chordify():
             agree.append(est == f"{music.PITCH_CLASS_NAMES[c.root().pitchClass]}:{quality}")
     print(f"\nagreement with chordify: {np.mean(agree):.2f} over {len(agree)} beats")
     assert len(agree) > 80 and np.mean(agree) >= 0.85
+
+
+def test_note_and_chord_scores_are_seeded_polyphonic_and_in_range():
+    """The ci transcription curriculum: same seed same notes, pitches in [lo, hi), every chord tone its
+    own part (so rendering does not harmonise), events back to back over the whole length."""
+    a = music.note_and_chord_scores(3, 8.0, seed=5, midi_lo=40, midi_hi=70)
+    b = music.note_and_chord_scores(3, 8.0, seed=5, midi_lo=40, midi_hi=70)
+    c = music.note_and_chord_scores(3, 8.0, seed=6, midi_lo=40, midi_hi=70)
+    assert all(np.array_equal(x.midi, y.midi) and np.array_equal(x.onset_s, y.onset_s) for x, y in zip(a, b))
+    assert not all(np.array_equal(x.midi, y.midi) for x, y in zip(a, c))
+    for s in a:
+        assert s.midi.min() >= 40 and s.midi.max() < 70
+        assert s.n_parts > 1 and music.harmonise(s) is s
+        assert np.all(np.diff(s.onset_s) >= 0) and s.duration_s >= 8.0
+        onsets = np.unique(s.onset_s)
+        assert np.any([np.sum(s.onset_s == t) > 1 for t in onsets])          # some chords
+        assert np.any([np.sum(s.onset_s == t) == 1 for t in onsets])         # some single notes
+    with pytest.raises(UserError, match="n_scores"):
+        music.note_and_chord_scores(0, 8.0, seed=0)

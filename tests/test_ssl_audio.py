@@ -108,3 +108,18 @@ def test_transcription_learns_without_collapsing_the_encoder():
     scores = transcription_heldout(model, audio, roll, audio, roll, frame_times, SR)
     assert np.all((0.0 <= scores["frame_f1"]) & (scores["frame_f1"] <= 1.0)) and scores["n_clips"] == 2
     assert scores["prior_notes"] == [57, 69] or scores["prior_notes"] in ([57], [69])
+
+
+def test_transcription_turns_off_the_encoders_spec_augment():
+    """The ci configs carry the SSL objective's mask_time_prob 0.5, which transformers applies in train mode:
+    transcription fine-tunes with it off by default (or at a given value), and the start encoder keeps its own."""
+    audio, roll, frame_times = _two_notes()
+    enc = build_encoder(_small("wav2vec2"), 0)
+    own = enc.config.mask_time_prob
+    assert own > 0
+    for value, expect in ((0.0, 0.0), (0.05, 0.05), (None, own)):
+        trained, _, _ = train_transcription(enc, audio, roll, frame_times, SR, steps=1, batch_size=2, crop_s=0.5,
+                                            mask_time_prob=value)
+        assert trained.config.mask_time_prob == expect
+    assert enc.config.mask_time_prob == own
+

@@ -20,9 +20,8 @@ SPEC = Claim(
     control_notes={"oracle_pitch_class": "negative control: a representation that has chroma must fail "
                                          "'no chroma' (pitch-class code + noise)"},
     competence=(SSL_COMPETENCE,),
-    tiers=tiers(ci_variants={"wav2vec2": (
-        "INCONCLUSIVE", "measured at ci on 2026-12-06 (2 seeds, 200 updates): the wav2vec2 SSL models did not learn their task either: held-out masked-frame top-1 0.049 / 0.055 against 0.057 / 0.074 at initialisation (chance 0.048; gain -0.020 to -0.008, threshold 0.10); before the gate no layer "
-                        "shows chroma (0 layers, PASS). data2vec's SSL models did (top-1 0.176 / 0.200 against 0.064 / 0.058 at initialisation, gain 0.11-0.14), and data2vec PASSes")}),
+    tiers=tiers(ci_reason="measured at ci on 2026-12-07 (2 seeds, 600 updates, notes-and-chords transcription curriculum): data2vec's SSL models did (0.228 / 0.200 against 0.078 / 0.089, gain 0.15 / 0.11); no layer of theirs shows chroma (0 layers in both seeds): PASS",
+                ci_variants={"wav2vec2": ("INCONCLUSIVE", 'measured at ci on 2026-12-07 (2 seeds, 600 updates, notes-and-chords transcription curriculum): the wav2vec2 SSL models did not learn theirs: held-out masked-frame top-1 0.071 / 0.105 against 0.062 / 0.050 at initialisation (chance 0.048; gain 0.009 / 0.055, threshold 0.10), so its variant is INCONCLUSIVE (undertrained); before the gate no layer shows chroma (0 layers, PASS)')}),
     notes="Abstract only: design and thresholds are ours. The transcription model's count is logged for comparison.",
 )
 

@@ -22,14 +22,8 @@ SPEC = Claim(
                    "untouched": "the same architecture at its starting weights",
                    "log_mel": "the acoustic control itself as a representation (no chroma beyond itself)"},
     competence=(TRANSCRIPTION_COMPETENCE,),
-    tiers=tiers(ci_expect="INCONCLUSIVE",
-                ci_reason="measured at ci on 2026-12-06 (2 seeds, 200 updates): the transcription models did not learn their task — held-out frame F1 0.295-0.299 against the note prior's 0.303-0.304 (gain -0.009 to -0.005, threshold 0.10) and note F1 0.07-0.12 against the prior's 0.16-0.18, for both architectures: INCONCLUSIVE (undertrained). Before the gate (measured verdict): best-layer partial chroma 0.042-0.065 for "
-                          "wav2vec2 and -0.015-0.029 for data2vec, FAIL",
-                ci_controls={"untouched": ("FAIL", "INCONCLUSIVE")},
-                ci_controls_reason="measured at ci: a random-init data2vec shows best-layer partial chroma up to "
-                                   "0.106 (q = 0.001) beyond the acoustic control in one seed, so over seeds the "
-                                   "untouched control straddles the threshold (INCONCLUSIVE); it must still never "
-                                   "PASS, and log_mel must FAIL"),
+    tiers=tiers(ci_expect="FAIL",
+                ci_reason="measured at ci on 2026-12-07 (2 seeds, 600 updates, notes-and-chords transcription curriculum): the transcription models learned their task — held-out frame F1 0.235 / 0.282 (wav2vec2) and 0.204 / 0.250 (data2vec) against the note prior's 0.084 / 0.091 (gain 0.12-0.19, threshold 0.10; note F1 0.11-0.18 against 0.035-0.047), yet they show no chroma beyond height and the acoustic control: best-layer partial chroma -0.027 / 0.017 (wav2vec2) and 0.049 / 0.017 (data2vec), below 0.1 in every seed: FAIL. At the ci size, frame-wise transcription of isolated notes and chords does not produce octave equivalence; the untouched controls sit at 0.032-0.071 (FAIL) and the oracle at 0.98 (PASS)"),
     notes="Abstract only: RSA design and thresholds are ours. chroma_cqt is not used as the oracle because upper "
           "harmonics dominate it (see tests/test_rsa.py).",
 )

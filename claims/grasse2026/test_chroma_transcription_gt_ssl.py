@@ -23,9 +23,9 @@ SPEC = Claim(
     control_notes={"oracle_vs_ssl": "the oracle pitch-class code in place of the transcription model",
                    "chroma_destroyed_vs_ssl": "the oracle with pitch classes permuted within octave (no chroma)"},
     competence=(TRANSCRIPTION_COMPETENCE, SSL_COMPETENCE),
-    tiers=tiers(ci_expect="INCONCLUSIVE",
-                ci_reason="measured at ci on 2026-12-06 (2 seeds, 200 updates): the transcription models did not learn their task — held-out frame F1 0.295-0.299 against the note prior's 0.303-0.304 (gain -0.009 to -0.005, threshold 0.10) and note F1 0.07-0.12 against the prior's 0.16-0.18, for both architectures: INCONCLUSIVE (undertrained); the wav2vec2 SSL models did not learn their task either: held-out masked-frame top-1 0.049 / 0.055 against 0.057 / 0.074 at initialisation (chance 0.048; gain -0.020 to -0.008, threshold 0.10). Before the gate: transcription - SSL best-layer partial chroma "
-                          "0.061 [-0.050, 0.159] (wav2vec2) and -0.053 [-0.130, 0.033] (data2vec), FAIL"),
+    tiers=tiers(ci_expect="FAIL",
+                ci_reason="measured at ci on 2026-12-07 (2 seeds, 600 updates, notes-and-chords transcription curriculum): the transcription models learned their task — held-out frame F1 0.235 / 0.282 (wav2vec2) and 0.204 / 0.250 (data2vec) against the note prior's 0.084 / 0.091 (gain 0.12-0.19, threshold 0.10; note F1 0.11-0.18 against 0.035-0.047); data2vec's SSL models did (0.228 / 0.200 against 0.078 / 0.089, gain 0.15 / 0.11). Transcription - SSL best-layer partial chroma (data2vec) 0.024 [-0.059, 0.130], point below 0.1: FAIL (neither condition shows chroma at ci)",
+                ci_variants={"wav2vec2": ("INCONCLUSIVE", 'measured at ci on 2026-12-07 (2 seeds, 600 updates, notes-and-chords transcription curriculum): the wav2vec2 SSL models did not learn theirs: held-out masked-frame top-1 0.071 / 0.105 against 0.062 / 0.050 at initialisation (chance 0.048; gain 0.009 / 0.055, threshold 0.10), so its variant is INCONCLUSIVE (undertrained); before the gate transcription - SSL partial chroma -0.036 [-0.159, 0.094], FAIL')}),
 )
 
 

@@ -23,9 +23,8 @@ SPEC = Claim(
     control_notes={"log_cqt": "positive control: the time-averaged log-CQT spectrum of the same tones",
                    "shuffled_labels": "negative control: the log-CQT RDM with the pitch labels permuted"},
     competence=(TRANSCRIPTION_COMPETENCE, SSL_COMPETENCE),
-    tiers=tiers(ci_expect="INCONCLUSIVE",
-                ci_reason="measured at ci on 2026-12-06 (2 seeds, 200 updates): the transcription models did not learn their task — held-out frame F1 0.295-0.299 against the note prior's 0.303-0.304 (gain -0.009 to -0.005, threshold 0.10) and note F1 0.07-0.12 against the prior's 0.16-0.18, for both architectures: INCONCLUSIVE (undertrained); the wav2vec2 SSL models did not learn their task either: held-out masked-frame top-1 0.049 / 0.055 against 0.057 / 0.074 at initialisation (chance 0.048; gain -0.020 to -0.008, threshold 0.10). Before the gate every model represents height: best-layer height rho "
-                          "0.431-0.737 (wav2vec2) and 0.387-0.456 (data2vec), p = 0.001, PASS"),
+    tiers=tiers(ci_reason="measured at ci on 2026-12-07 (2 seeds, 600 updates, notes-and-chords transcription curriculum): the transcription models learned their task — held-out frame F1 0.235 / 0.282 (wav2vec2) and 0.204 / 0.250 (data2vec) against the note prior's 0.084 / 0.091 (gain 0.12-0.19, threshold 0.10; note F1 0.11-0.18 against 0.035-0.047); data2vec's SSL models did (0.228 / 0.200 against 0.078 / 0.089, gain 0.15 / 0.11). Every data2vec model represents height: best-layer height rho 0.806 [0.635, 0.946] over its untouched, SSL and transcription models, PASS",
+                ci_variants={"wav2vec2": ("INCONCLUSIVE", 'measured at ci on 2026-12-07 (2 seeds, 600 updates, notes-and-chords transcription curriculum): the wav2vec2 SSL models did not learn theirs: held-out masked-frame top-1 0.071 / 0.105 against 0.062 / 0.050 at initialisation (chance 0.048; gain 0.009 / 0.055, threshold 0.10), so its variant is INCONCLUSIVE (undertrained); before the gate best-layer height rho 0.722 [0.410, 0.947], PASS')}),
     notes="Abstract only: the RSA design and threshold are ours.",
 )
 

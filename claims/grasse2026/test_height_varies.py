@@ -22,10 +22,8 @@ SPEC = Claim(
     controls={"identical_models": "FAIL"},
     control_notes={"identical_models": "the untouched model compared with itself (spread 0 by construction)"},
     competence=(TRANSCRIPTION_COMPETENCE, SSL_COMPETENCE),
-    tiers=tiers(ci_expect="INCONCLUSIVE",
-                ci_reason="measured at ci on 2026-12-06 (2 seeds, 200 updates): the transcription models did not learn their task — held-out frame F1 0.295-0.299 against the note prior's 0.303-0.304 (gain -0.009 to -0.005, threshold 0.10) and note F1 0.07-0.12 against the prior's 0.16-0.18, for both architectures: INCONCLUSIVE (undertrained); the wav2vec2 SSL models did not learn their task either: held-out masked-frame top-1 0.049 / 0.055 against 0.057 / 0.074 at initialisation (chance 0.048; gain -0.020 to -0.008, threshold 0.10). Before the gate: spread of best-layer height rho 0.073 "
-                          "[-0.045, 0.187] (wav2vec2) and 0.013 [-0.118, 0.134] (data2vec), INCONCLUSIVE: 48 "
-                          "pitches are too few to resolve it with 2 seeds"),
+    tiers=tiers(ci_reason="measured at ci on 2026-12-07 (2 seeds, 600 updates, notes-and-chords transcription curriculum): the transcription models learned their task — held-out frame F1 0.235 / 0.282 (wav2vec2) and 0.204 / 0.250 (data2vec) against the note prior's 0.084 / 0.091 (gain 0.12-0.19, threshold 0.10; note F1 0.11-0.18 against 0.035-0.047); data2vec's SSL models did (0.228 / 0.200 against 0.078 / 0.089, gain 0.15 / 0.11). The data2vec conditions differ in height: spread of best-layer height rho 0.296 [0.192, 0.406] (bootstrap over the 48 pitches), PASS",
+                ci_variants={"wav2vec2": ("INCONCLUSIVE", 'measured at ci on 2026-12-07 (2 seeds, 600 updates, notes-and-chords transcription curriculum): the wav2vec2 SSL models did not learn theirs: held-out masked-frame top-1 0.071 / 0.105 against 0.062 / 0.050 at initialisation (chance 0.048; gain 0.009 / 0.055, threshold 0.10), so its variant is INCONCLUSIVE (undertrained); before the gate the spread is 0.337 [0.195, 0.473], PASS')}),
 )
 
 
