@@ -195,7 +195,11 @@ def bench_cache() -> list[dict]:
                 "atomic write, SHA-256 verified read")]
 
 
-CLAIM_BUDGETS_S = {"kim2024": 15 * 60, "grasse2026": 8 * 60, "kong2025": 8 * 60}
+#: Per-paper cold budgets (earlier issues); Grasse & Tata's 8 min was given up for competent models (issue 15:
+#: 600 updates of conv-128 encoders), which the all-papers budget below still bounds.
+CLAIM_BUDGETS_S = {"kim2024": 15 * 60, "grasse2026": None, "kong2025": 8 * 60}
+#: ``make replicate`` from a cold cache on 2 cores (issue 15), against the sum of the papers' cold runs.
+REPLICATE_BUDGET_S = 30 * 60
 
 
 def _run_claims(k: str, cache_dir: Path, work: Path, jobs: int) -> tuple[float, dict | None, str]:
@@ -219,7 +223,8 @@ def claims_cold_warm(k: str = "", jobs: int = 2) -> list[dict]:
     """Time the ci claims of each paper from a cold cache (wall, ``-n jobs``), then all of them warm.
 
     Each paper gets its own empty cache, so its cold time includes every corpus and model it needs
-    (the budgets of the issues: Kim ≤ 15 min, Grasse ≤ 8 min, Kong ≤ 8 min, cold on 2 cores).
+    (the budgets of the issues: Kim ≤ 15 min, Kong ≤ 8 min, cold on 2 cores; all three together, the
+    cold ``make replicate``, ≤ 30 min).
     The warm run repeats everything against the union of those caches and must build nothing.
     """
     papers = [k] if k else list(CLAIM_BUDGETS_S)
@@ -238,6 +243,9 @@ def claims_cold_warm(k: str = "", jobs: int = 2) -> list[dict]:
             out.append(row(f"{paper} claims, cold cache, wall on {jobs} workers", round(secs, 1), "s",
                            f"≤ {budget // 60} min" if budget else "", secs <= budget if budget else None, note))
             shutil.copytree(paper_cache, cache, dirs_exist_ok=True)  # content-addressed: union is safe
+        if not k:
+            out.append(row("all papers' claims, cold (sum of the three runs): make replicate", round(cold_total, 1),
+                           "s", f"≤ {REPLICATE_BUDGET_S // 60} min", cold_total <= REPLICATE_BUDGET_S))
         secs, rep, err = _run_claims(k, cache, work, jobs)
         hits = sum(r.get("cache_hits", 0) for r in rep["claims"]) if rep else 0
         misses = sum(r.get("cache_misses", 0) for r in rep["claims"]) if rep else -1
