@@ -49,7 +49,7 @@ PAPER_SETTINGS = dict(seeds=3, steps=2000, batch_size=8, crop_s=4.0, lr=5e-5, ss
                       clip_s=10.0, n_exemplars=4, dur_s=1.0, n_perm=10000, n_boot=2000, oracle_noise=1.0,
                       pos_weight=10.0, encoder_lr_scale=0.1, hidden=None, n_layers=None, conv_channels=None,
                       heldout_tracks=50, heldout_clips=100)
-#: lab tier: encoders of a medium size (6 blocks of 384, conv channels 256, about 13 M parameters) trained
+#: lab tier: encoders of a medium size (6 blocks of 384, conv channels 256, about 12 M parameters) trained
 #: from a seeded random init on open data; 8,000 updates of 16 four-second crops per condition, the same for
 #: SSL and transcription; 8,000 SSL clips (half LibriSpeech train-clean-100, half FMA small's training split)
 #: with 200 held out (LibriSpeech dev-clean, FMA's test split); 4,000 transcription excerpts of 10 s, the last
@@ -596,6 +596,9 @@ LIBRISPEECH_MEAN_S = 12.7
 FMA_CLIP_S = 30.0
 #: Host seconds per (architecture, seed) run: the RSA permutations of three conditions and the figures.
 RUN_HOST_S = 60.0
+#: Host seconds per claim test: its figures and learning curves (measured on the CPU fixtures: about 10 s),
+#: plus its bootstraps (scaled by n_boot).
+CLAIM_HOST_S = 10.0
 
 
 def estimate_work(claim_id: str, variant: str, tier: str, s: dict, data=None) -> list:
@@ -632,6 +635,8 @@ def estimate_work(claim_id: str, variant: str, tier: str, s: dict, data=None) ->
                  host_s=decode_seconds(audio_s)),
             Work(f"grasse:stimuli:{s['n_exemplars']}:{s['dur_s']}:{s['n_perm']}", "pitch set, reference representations",
                  host_s=5.0 + 60.0 * int(s["n_exemplars"]) * float(s["dur_s"]) / 4 + 40.0 * int(s["n_perm"]) / 10000)]
+    work.append(Work(f"grasse:claim:{claim_id}:{arch}", f"{claim_id}[{arch}]: bootstraps, figures (CPU)",
+                     host_s=CLAIM_HOST_S + 30.0 * int(s["n_boot"]) / 2000))
     n_seeds = s["seeds"] if isinstance(s["seeds"], int) else len(s["seeds"])
     n_pitch_s = 48 * len(PITCH_TIMBRES) * int(s["n_exemplars"]) * float(s["dur_s"])
     teacher = 1.0 if arch == "data2vec" else 0.0                    # data2vec: the EMA teacher's forward pass
