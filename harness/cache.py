@@ -126,6 +126,12 @@ def _register(manifest: dict) -> dict:
     return manifest
 
 
+def remember_manifest(manifest: dict) -> dict:
+    """Record a data manifest made in another process (e.g. stored in a cache entry) so that this process's
+    report shows its files and bytes too."""
+    return _register(manifest)
+
+
 def known_manifest(label: str) -> dict | None:
     """The summary (kind, name, hash, files, bytes, root) of a ``"name:hash"`` manifest made in this process."""
     return _MANIFESTS.get(label)

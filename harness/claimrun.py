@@ -42,6 +42,15 @@ class Session:
         return self.parent_run_id
 
 
+def effective_settings(tier, seeds_override: int | None = None, settings_override: Mapping | None = None) -> dict:
+    """A claim's settings at a tier: the tier's, ``seeds`` from ``--seeds``, then the ``--set`` keys it has."""
+    settings = dict(tier.settings)
+    if seeds_override is not None:
+        settings["seeds"] = seeds_override
+    settings.update({k: v for k, v in (settings_override or {}).items() if k in tier.settings})
+    return settings
+
+
 class ChildRun:
     """A seed or condition of a claim: a grandchild MLflow run."""
 
@@ -93,12 +102,9 @@ class ClaimRun:
         if tier is None:
             pytest.skip(f"{spec.id} declares no '{session.tier}' tier")
         self.tier_spec = tier
-        self.settings = dict(tier.settings)
-        if session.seeds_override is not None:
-            self.settings["seeds"] = session.seeds_override
+        self.settings = effective_settings(tier, session.seeds_override, session.settings_override)
         #: ``--set`` overrides that apply to this claim (keys it has); recorded everywhere
-        self.overridden = {k: v for k, v in (session.settings_override or {}).items() if k in self.settings}
-        self.settings.update(self.overridden)
+        self.overridden = {k: v for k, v in (session.settings_override or {}).items() if k in tier.settings}
         n_seeds = self.settings.get("seeds", 1)
         self.seeds = list(range(n_seeds)) if isinstance(n_seeds, int) else list(n_seeds)
         self.device = session.device

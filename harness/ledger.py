@@ -29,15 +29,15 @@ def render() -> str:
     specs = sorted(discover().values(), key=lambda s: s.id)
     lines = ["# Claim ledger", "",
              "Generated from the specs by `python -m harness.ledger --write`; do not edit by hand.", "",
-             "| claim | paper | criteria | competence (ci) | controls (ci) | ci | paper tier |",
-             "|---|---|---|---|---|---|---|"]
+             "| claim | paper | criteria | competence (ci) | controls (ci) | ci | paper tier | lab tier |",
+             "|---|---|---|---|---|---|---|---|"]
     for s in specs:
         crit = "; ".join(f"`{c.text()}`" for c in s.criteria)
         ci = s.tiers["ci"]
-        paper = s.tiers.get("paper")
+        paper, lab = s.tiers.get("paper"), s.tiers.get("lab")
         comp = "; ".join(f"`{c.text('ci')}`" for c in s.competence) or "—"
         lines.append(f"| `{s.id}` | {s.paper.key} | {crit} | {comp} | {_controls(s, 'ci')} | expect {ci.expect}{_variants(ci)} | "
-                     f"{'expect ' + paper.expect if paper else '—'} |")
+                     f"{'expect ' + paper.expect if paper else '—'} | {'expect ' + lab.expect if lab else '—'} |")
     lines += [""]
     for s in specs:
         lines += [f"## `{s.id}`", "", f"> {s.finding}", "",

@@ -41,8 +41,22 @@ DATA_ROOTS = {
     "speech_audio": DataRoot("speech_audio", "--speech-audio", "MEC_SPEECH_AUDIO", None,
                              "a folder of speech audio for self-supervised training (paper tier)"),
     "transcription": DataRoot("transcription", "--transcription-data", "MEC_TRANSCRIPTION_DATA", None,
-                              "music with note labels, e.g. MAESTRO or MusicNet (paper tier)"),
+                              "music with note labels as *.npz excerpts, e.g. MAESTRO converted by "
+                              "python -m stimuli.open_data transcription (paper and lab tiers)"),
+    # open datasets as their distributors ship them (the lab tier; layouts in docs/open_data.md)
+    "fsd50k": DataRoot("fsd50k", "--fsd50k", "MEC_FSD50K", None,
+                       "FSD50K (FSD50K.dev_audio/, FSD50K.eval_audio/, FSD50K.ground_truth/; lab tier)"),
+    "librispeech": DataRoot("librispeech", "--librispeech", "MEC_LIBRISPEECH", None,
+                            "LibriSpeech (<subset>/<speaker>/<chapter>/*.flac; lab tier)"),
+    "fma": DataRoot("fma", "--fma", "MEC_FMA", None,
+                    "the Free Music Archive (fma_metadata/ and fma_<subset>/; lab tier)"),
+    "guitarset": DataRoot("guitarset", "--guitarset", "MEC_GUITARSET", None,
+                          "GuitarSet (annotation/*.jams and audio_mono-mic/; lab tier)"),
+    "gtzan": DataRoot("gtzan", "--gtzan", "MEC_GTZAN", None,
+                      "GTZAN (genres_original/<genre>/ or genres/<genre>/; lab tier)"),
 }
+#: Tiers at which a selected claim's missing data root stops the session (at ``ci`` the claim is skipped).
+DATA_TIERS = ("paper", "lab")
 # Subfolders of the shared folder that stand in when a specific root is not given.
 SHARED_FALLBACK = {"natsound165": "natsound165", "audioset_meta": "audioset", "kim2024_lists": "kim2024"}
 
@@ -72,6 +86,11 @@ class DataRoots:
     def from_env(cls) -> "DataRoots":
         """Roots from the environment variables and defaults alone (for scripts outside pytest)."""
         return cls.resolve({})
+
+    def explicit(self, key: str) -> bool:
+        """Whether ``key`` was set by its option, its environment variable or a default of its own (not through
+        the shared folder)."""
+        return bool(self._values.get(key))
 
     def candidate(self, key: str) -> Path | None:
         v = self._values.get(key)

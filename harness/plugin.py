@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.options import (DATA_ROOTS, DEFAULT_MLFLOW_URI, REPO_ROOT, DataRoots,
+from harness.options import (DATA_ROOTS, DATA_TIERS, DEFAULT_MLFLOW_URI, REPO_ROOT, DataRoots,
                              check_tracking_reachable, parse_shard, resolve_device, resolve_mlflow_uri,
                              shard_members, threads_per_worker, validate_session_id, worker_device)
 from harness.spec import TIERS
@@ -28,7 +28,8 @@ _STATE = pytest.StashKey[dict]()
 def pytest_addoption(parser):
     g = parser.getgroup("music-emergence-claims")
     g.addoption("--tier", choices=TIERS, default=os.environ.get("MEC_TIER", "ci"),
-                help="claim tier: ci (CPU, minutes, embedded corpora) or paper (paper sizes, your data)")
+                help="claim tier: ci (CPU, minutes, embedded corpora), paper (paper sizes, your data) or lab "
+                     "(the paper-like path on open datasets, sized for one GPU)")
     g.addoption("--device", default=os.environ.get("MEC_DEVICE", "auto"),
                 help="torch device: auto, cpu, cuda or cuda:N (default auto)")
     g.addoption("--seeds", type=int, default=None, help="override the tier's number of seeds")
@@ -200,10 +201,21 @@ def session_tags(st: dict) -> dict:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = "absent"
-    return {"mec.tier": st["tier"], "mec.device": str(st["device"]), "mec.git_commit": git_commit(),
+    tags = {"mec.tier": st["tier"], "mec.device": str(st["device"]), "mec.git_commit": git_commit(),
             "mec.git_dirty": str(git_dirty()), "mec.python": platform.python_version(),
             "mec.versions": json.dumps(versions), "mec.cache_root": str(st["cache"].root),
             "mec.data_roots": json.dumps(st["data"].describe()), "mlflow.runType": "test"}
+    est = st.get("estimate")
+    if est is not None:  # the time estimate, made before any training (harness.budget)
+        gpu = st.get("gpu_estimate") or est
+        tags["mec.estimate_h"] = f"{est['total_h']:.2f}"
+        tags["mec.estimate_gpu_h"] = f"{gpu['total_h']:.2f}"
+        tags["mec.estimate"] = json.dumps({"device": est["device"], "total_h": est["total_h"],
+                                           "one_gpu_total_h": gpu["total_h"],
+                                           "papers_h": {k: v["hours"] for k, v in est["papers"].items()},
+                                           "one_gpu_papers_h": {k: v["hours"] for k, v in gpu["papers"].items()},
+                                           "rate": est["rate"]["source"]})[:4900]
+    return tags
 
 
 def git_commit() -> str:
@@ -236,16 +248,83 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip_gpu)
-    if st["tier"] != "paper":
+    tier = st["tier"]
+    if tier in DATA_TIERS:
+        for item in items:
+            spec = getattr(getattr(item, "function", None), "__claim_spec__", None)
+            if spec is None or tier not in spec.tiers:
+                continue
+            for key in spec.tiers[tier].data:
+                reason = st["data"].missing_reason(key)
+                if reason:
+                    raise pytest.UsageError(f"{spec.id} at --tier {tier}: {reason}")
+    if tier == "lab":
+        selection = [(spec, item.callspec.id if hasattr(item, "callspec") else "")
+                     for item in items
+                     for spec in [getattr(getattr(item, "function", None), "__claim_spec__", None)] if spec is not None]
+        _announce_estimate(config, st, selection)
+
+
+def _announce_estimate(config, st: dict, selection: list) -> None:
+    """Estimate the session's time from the selected claims' settings (``harness.budget``), before any
+    training: printed by the process that runs or dispatches the claims, logged by every process (the
+    ``mec.budget`` logger, the MLflow session tags, ``estimate.json`` in the session's report folder)."""
+    from harness import budget
+    from harness.claimrun import effective_settings
+
+    if st.get("estimate") is not None or not selection:
         return
-    for item in items:
-        spec = getattr(getattr(item, "function", None), "__claim_spec__", None)
-        if spec is None or "paper" not in spec.tiers:
+    chosen = [(spec, variant, effective_settings(spec.tiers[st["tier"]], st["seeds"], st["settings_override"]))
+              for spec, variant in selection if st["tier"] in spec.tiers]
+    try:
+        est = budget.estimate(chosen, st["tier"], st["device"].type, st["data"])
+        gpu = est if st["device"].type == "cuda" else budget.gpu_estimate(chosen, st["tier"], st["data"])
+    except (UserError, OSError, ValueError, KeyError, TypeError) as e:   # an estimate never stops a session
+        budget.log.warning("time estimate failed: %s", e)
+        return
+    st["estimate"], st["gpu_estimate"] = est, gpu
+    text = budget.lines(est, gpu)
+    for line in text:
+        budget.log.info(line)
+    if not st["is_worker"]:
+        folder = st["report_root"] / st["session_id"][:12]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "estimate.json").write_text(json.dumps({"estimate": est, "one_gpu": gpu}, indent=1, default=str))
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        for line in text:
+            if tr is not None:
+                tr.write_line(line)
+            else:
+                print(line)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """pytest-xdist: the controller collects nothing itself; it estimates from the first worker's node ids."""
+    st = node.config.stash[_STATE]
+    if st["tier"] != "lab" or st.get("estimate") is not None:
+        return
+    _announce_estimate(node.config, st, _claims_of_nodeids(ids))
+
+
+def _claims_of_nodeids(ids) -> list:
+    """(spec, variant) of every claim test among pytest node ids (importing their modules)."""
+    import importlib
+
+    out = []
+    for nid in ids:
+        path, _, rest = nid.partition("::")
+        if not (path.startswith("claims/") and path.endswith(".py")):   # claim modules only
             continue
-        for key in spec.tiers["paper"].data:
-            reason = st["data"].missing_reason(key)
-            if reason:
-                raise pytest.UsageError(f"{spec.id} at --tier paper: {reason}")
+        name, _, variant = rest.partition("[")
+        try:
+            module = importlib.import_module(path[:-3].replace("/", "."))
+        except (Exception, pytest.skip.Exception):  # noqa: BLE001 - the estimate must never stop a session
+            continue
+        spec = getattr(getattr(module, name, None), "__claim_spec__", None)
+        if spec is not None:
+            out.append((spec, variant.rstrip("]")))
+    return out
 
 
 def _check_settings_override(items, tier: str, override: dict) -> None:
@@ -364,6 +443,10 @@ def _failure_text(row: dict) -> str:
     return "\n".join(lines)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds:.0f} s"
+
+
 def _f(x) -> str:
     return "—" if x is None else f"{x:.4g}"
 
@@ -403,13 +486,19 @@ class ClaimsReporter:
         from harness.report import terminal_table
 
         tr = terminalreporter
-        kind = "REPLICATION" if st["tier"] == "paper" else "smoke test, not a replication"
+        kind = {"paper": "REPLICATION", "lab": "REPLICATION on open data at one-GPU sizes"}.get(
+            st["tier"], "smoke test, not a replication")
         tr.section(f"claims: {st['tier']} tier ({kind})")
         if st["settings_override"]:
             tr.write_line(f"settings overridden by --set: {json.dumps(st['settings_override'])} "
                           f"(not the tier's declared settings)")
         for line in terminal_table(self.rows):
             tr.write_line(line)
+        est = st.get("estimate")
+        if est is not None:
+            took = sum(float(r.get("seconds") or 0.0) for r in self.rows)
+            tr.write_line(f"estimated before training: {_duration(est['total_s'])} on {est['device']}; the claims took "
+                          f"{_duration(took)} (sum of claim seconds)")
         tr.write_line("")
         # where the report and the runs are goes last, after pytest's own summary (pytest_unconfigure)
 

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness.spec import TIERS
+
 COLUMNS = ("claim", "paper value", "our value [interval]", "threshold", "verdict", "expected", "competence",
            "controls")
 
@@ -111,8 +113,9 @@ def manifests_text(manifests, detail: bool = False) -> str:
 
 def markdown(rows: list[dict], meta: dict) -> str:
     tier = meta.get("tier", "?")
-    kind = "a replication at the paper's sizes" if tier == "paper" else \
-        "a smoke test on embedded corpora and reduced models: NOT a replication"
+    kind = {"paper": "a replication at the paper's sizes",
+            "lab": "a replication on open datasets at sizes for one GPU (the lab tier)"}.get(
+        tier, "a smoke test on embedded corpora and reduced models: NOT a replication")
     lines = [f"# Claims report: `{tier}` tier", "",
              f"This run is {kind}.", ""]
     overridden = sorted({json.dumps(r["settings_overridden"], sort_keys=True) for r in rows
@@ -122,6 +125,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
     lines += [f"- session: `{meta.get('session_id', '?')}`",
               f"- git commit: `{meta.get('git_commit', '?')}`",
               f"- device: `{meta.get('device', '?')}`",
+              *([f"- estimated before training: {meta['estimate']['total_h']:.2f} h on "
+                 f"{meta['estimate']['device']} (one GPU: {meta['estimate'].get('one_gpu_total_h', '?')} h; "
+                 f"`estimate.json`)"] if meta.get("estimate") else []),
               f"- written: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}", "",
               "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in sorted(rows, key=lambda r: (r["claim_id"], r.get("variant", ""))):
@@ -176,6 +182,12 @@ def write_reports(rows: list[dict], st: dict) -> dict:
     meta = {"session_id": st["session_id"], "tier": st["tier"], "device": str(st["device"]),
             "git_commit": git_commit(), "mlflow_uri": st["mlflow_uri"], "cache_root": str(st["cache"].root),
             "seconds": round(time.time() - st["t0"], 1)}
+    if st.get("estimate") is not None:
+        gpu = st.get("gpu_estimate") or st["estimate"]
+        meta["estimate"] = {"device": st["estimate"]["device"], "total_h": st["estimate"]["total_h"],
+                            "papers_h": {k: v["hours"] for k, v in st["estimate"]["papers"].items()},
+                            "one_gpu_total_h": gpu["total_h"],
+                            "one_gpu_papers_h": {k: v["hours"] for k, v in gpu["papers"].items()}}
     payload = {"meta": meta, "claims": sorted(rows, key=lambda r: (r["claim_id"], r.get("variant", "")))}
     _atomic_write(session_dir / "claims.json", json.dumps(payload, indent=2, default=str))
     _atomic_write(session_dir / "claims.md", markdown(rows, meta))
@@ -291,7 +303,7 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.splitlines()[0])
     ap.add_argument("--mlflow-uri", default=os.environ.get("MEC_MLFLOW_URI", DEFAULT_MLFLOW_URI))
-    ap.add_argument("--tier", default=os.environ.get("MEC_TIER", "ci"), choices=("ci", "paper"))
+    ap.add_argument("--tier", default=os.environ.get("MEC_TIER", "ci"), choices=TIERS)
     ap.add_argument("--session", default=os.environ.get("MEC_SESSION_ID") or None,
                     help="session id (default: $MEC_SESSION_ID, else the latest session)")
     ap.add_argument("--out", default=None, help="also write claims.json and claims.md into this folder")

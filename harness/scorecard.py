@@ -88,7 +88,8 @@ def _claims_state(config) -> dict:
 
 
 def profile(config) -> str:
-    return config.getoption("scorecard_profile") or _claims_state(config)["tier"]
+    tier = _claims_state(config)["tier"]
+    return config.getoption("scorecard_profile") or {"lab": "paper"}.get(tier, tier)  # the lab tier's stimuli: paper sizes
 
 
 @pytest.fixture(scope="session")

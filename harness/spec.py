@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Mapping
 
 from analysis.stats import Estimate
@@ -34,7 +34,10 @@ from analysis.stats import Estimate
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE)
 COMPARATORS = (">", ">=", "<", "<=")
-TIERS = ("ci", "paper")
+#: ``ci``: embedded corpora, reduced models, CPU minutes (a smoke test). ``paper``: the papers' sizes on the
+#: user's data (AudioSet, checkpoints). ``lab``: the paper-like code path on open datasets (FSD50K, LibriSpeech,
+#: FMA, MAESTRO, GuitarSet, GTZAN) at sizes for one GPU (issue 16).
+TIERS = ("ci", "paper", "lab")
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,14 @@ class Competence:
 
     def criterion(self, tier: str) -> Criterion:
         return Criterion(self.name, self.comparator, self.thresholds[tier], source=self.source)
+
+    def with_tier(self, tier: str, threshold: float, source: str) -> "Competence":
+        """This competence with a threshold for one more tier, whose source is appended to :attr:`source`."""
+        if tier in self.thresholds:
+            raise ValueError(f"competence {self.name!r} already has a threshold for tier {tier!r}")
+        if not source:
+            raise ValueError(f"competence {self.name!r}: the {tier} threshold needs its source")
+        return replace(self, thresholds={**self.thresholds, tier: threshold}, source=f"{self.source}; {tier}: {source}")
 
     def text(self, tier: str) -> str:
         return f"{self.name} {self.comparator} {self.thresholds[tier]:g}"

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from harness.errors import UserError
+from models.amp import Amp
 from models.vit1d import ViT1D, ViT1DConfig, build_vit1d
 
 
@@ -239,18 +240,19 @@ def pretrain_vit1d(
     mel_t = torch.as_tensor(mel, device=device)
     bsz = min(tc.batch_size, len(mel))
     history = {"loss": [], "positive_top1": []}
+    amp = Amp(device)  # AMP on CUDA only; on the CPU the plain fp32 calls, bit-identical
     t0 = time.perf_counter()
     for _ in tqdm(range(tc.steps), disable=not verbose, desc="NT-Xent pre-training"):
         idx = torch.randperm(len(mel), generator=gen)[:bsz].to(device)
         batch = mel_t[idx]
         va = augment_crops(batch, tc.crop_frames, aug, gen)
         vb = augment_crops(batch, tc.crop_frames, aug, gen)
-        za, zb = model(torch.cat([va, vb])).cls.split(bsz)
+        with amp.autocast():
+            za, zb = model(torch.cat([va, vb])).cls.float().split(bsz)
         loss = nt_xent(za, zb, tc.temperature)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        amp.backward(loss)
+        amp.step(opt, model.parameters(), 1.0)
         sched.step()
         with torch.no_grad():
             z = F.normalize(torch.cat([za, zb]), dim=1)

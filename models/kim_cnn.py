@@ -177,3 +177,20 @@ def build_kim_cnn(n_classes: int = N_AUDIOSET_CLASSES, width: float = 1.0, seed:
         torch.manual_seed(int(seed))
         model = KimCNN(n_classes=n_classes, width=width)
     return model
+
+
+def forward_flops(width: float = 1.0, n_mels: int = 64, frames: int = 803, n_classes: int = N_AUDIOSET_CLASSES) -> float:
+    """FLOPs (2 per multiply-add) of one forward pass of :class:`KimCNN` on a ``[n_mels, frames]`` log-mel.
+
+    Counts the four 5x5 convolutions and the two linear layers (BatchNorm, ReLU and pooling are
+    negligible); the time estimate of the lab tier (:mod:`harness.budget`) uses it. A 10-s clip at
+    22,050 Hz has 803 frames: about 3.1 GFLOP at ``width=1``.
+    """
+    c1, c2, c3, c4 = _channels(width)
+    h1, w1 = (n_mels + 4 - 5) // 2 + 1, (frames + 4 - 5) // 4 + 1        # conv 1, stride (2, 4)
+    h2, w2 = h1 // 2, w1 // 2                                             # max pool 2
+    macs = 25 * c1 * h1 * w1 + 25 * c1 * c2 * h2 * w2                     # conv 1, conv 2 (same size)
+    macs += 25 * c2 * c3 * (h2 - 1) * (w2 - 1)                            # max pool (2, stride 1), conv 3
+    macs += 25 * c3 * c4 * (h2 - 2) * (w2 - 2)                            # max pool (2, stride 1), conv 4
+    macs += c4 * c4 + c4 * int(n_classes)                                 # the head
+    return 2.0 * macs

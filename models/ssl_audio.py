@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import UserError
+from models.amp import Amp
 
 ARCHS = ("wav2vec2", "data2vec")
 SAMPLE_RATE = 16000
@@ -70,6 +71,28 @@ def tiny_config(arch: str, hidden: int = 64, n_layers: int = 3, n_heads: int = 4
         common.update(overrides)
         return Data2VecAudioConfig(**common)
     raise UserError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
+
+
+def forward_flops(hidden: int, n_layers: int, conv_channels: int, n_samples: int, intermediate: int | None = None,
+                  pos_kernel: int = 16, pos_groups: int = 4) -> float:
+    """FLOPs (2 per multiply-add) of one forward pass of a wav2vec 2.0 / data2vec encoder on ``n_samples`` at 16 kHz.
+
+    The 7-layer convolutional feature encoder (kernels 10, 3, 3, 3, 3, 2, 2; strides 5, 2, ..., 2;
+    ``conv_channels`` channels: 20-ms frames), the feature projection, the convolutional positional
+    embedding (``pos_kernel`` taps in ``pos_groups`` groups) and ``n_layers`` transformer blocks of width
+    ``hidden`` with an ``intermediate`` feed-forward width (default ``2 * hidden``, :func:`tiny_config`).
+    Used by the lab tier's time estimate (:mod:`harness.budget`).
+    """
+    c = int(conv_channels)
+    length, macs = int(n_samples), 0.0
+    for k, (kernel, stride) in enumerate(zip((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2))):
+        length = (length - kernel) // stride + 1
+        macs += length * kernel * (1 if k == 0 else c) * c
+    t, h = max(int(length), 1), int(hidden)
+    ff = int(intermediate or 2 * h)
+    macs += t * c * h + t * h * (h // max(1, pos_groups)) * pos_kernel
+    macs += n_layers * t * (4 * h * h + 2 * h * ff + 2 * t * h)
+    return 2.0 * macs
 
 
 def arch_of(encoder) -> str:
@@ -246,6 +269,7 @@ def train_ssl(encoder, audio: np.ndarray, sr: int, steps: int = 200, batch_size:
             enc_params = list(student.parameters())
             k = int(top_k or cfg.num_hidden_layers)
         opt, sched = _optimizer(params, lr, steps, enc_params, encoder_lr_scale)
+        amp = Amp(device)  # AMP on CUDA only; on the CPU the plain fp32 calls, bit-identical
         n_frames = frame_count(encoder, crop)
         k_neg = int(getattr(cfg, "num_negatives", 20) or 20)
 
@@ -268,18 +292,19 @@ def train_ssl(encoder, audio: np.ndarray, sr: int, steps: int = 200, batch_size:
                 frac = step / max(1, steps - 1)
                 model.set_gumbel_temperature(max(2.0 * (0.5 / 2.0) ** frac, 0.5))
                 neg = sample_negatives(mask_np, cfg.num_negatives, rng)
-                out = model(xb, mask_time_indices=mask, sampled_negative_indices=torch.from_numpy(neg).to(device))
-                loss = out.loss / mask.sum()
+                with amp.autocast():
+                    out = model(xb, mask_time_indices=mask, sampled_negative_indices=torch.from_numpy(neg).to(device))
+                loss = out.loss.float() / mask.sum()
             else:
-                with torch.no_grad():
+                with torch.no_grad(), amp.autocast():
                     hs = teacher(xb, output_hidden_states=True).hidden_states[-k:]
-                    target = torch.stack([F.instance_norm(h.transpose(1, 2)).transpose(1, 2) for h in hs]).mean(0)
-                pred = head(student(xb, mask_time_indices=mask).last_hidden_state)
-                loss = F.mse_loss(pred[mask], target[mask])
+                target = torch.stack([F.instance_norm(h.float().transpose(1, 2)).transpose(1, 2) for h in hs]).mean(0)
+                with amp.autocast():
+                    pred = head(student(xb, mask_time_indices=mask).last_hidden_state)
+                loss = F.mse_loss(pred[mask].float(), target[mask])
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
+            amp.backward(loss)
+            amp.step(opt, params, 5.0)
             sched.step()
             if arch == "data2vec":
                 tau = ema_decay[0] + (ema_decay[1] - ema_decay[0]) * step / max(1, steps - 1)
@@ -438,17 +463,19 @@ def train_transcription(encoder, audio: np.ndarray, piano_roll: np.ndarray, fram
         opt, sched = _optimizer(params, lr, steps, list(model.encoder.parameters()), encoder_lr_scale)
         n_frames = frame_count(encoder, crop)
         pw = None if pos_weight is None else torch.tensor(float(pos_weight), device=device)
+        amp = Amp(device)  # AMP on CUDA only; on the CPU the plain fp32 calls, bit-identical
         losses = np.zeros(steps)
         for step in tqdm(range(steps), disable=not verbose, desc="transcription"):
             idx, starts = _crops(audio, batch_size, crop, rng)
             xb = torch.from_numpy(np.stack([audio[i, s:s + crop] for i, s in zip(idx, starts)])).to(device)
             yb = roll_at_frames(piano_roll[idx], frame_times_s, n_frames, starts / sr, sr)
             yb = torch.from_numpy(yb.astype(np.float32)).to(device)
-            loss = F.binary_cross_entropy_with_logits(model(xb), yb, pos_weight=pw)
+            with amp.autocast():
+                logits = model(xb)
+            loss = F.binary_cross_entropy_with_logits(logits.float(), yb, pos_weight=pw)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
+            amp.backward(loss)
+            amp.step(opt, params, 5.0)
             sched.step()
             losses[step] = float(loss.detach())
     model.eval()

@@ -302,3 +302,15 @@ def extract_layers(
     if maps:
         result["attention_maps"] = np.concatenate(maps, axis=1)
     return result
+
+
+def forward_flops(config: ViT1DConfig, frames: int) -> float:
+    """FLOPs (2 per multiply-add) of one forward pass of a :class:`ViT1D` on ``frames`` frames.
+
+    Per token and block: the qkv and output projections (``4 dim^2``), the MLP
+    (``2 mlp_ratio dim^2``) and attention over ``frames + 1`` tokens (``2 (frames + 1) dim``); plus the
+    frame embedding (``n_mels dim`` per frame). Used by the lab tier's time estimate (:mod:`harness.budget`).
+    """
+    t, d = int(frames) + 1, int(config.dim)
+    per_token = 4 * d * d + 2 * config.mlp_ratio * d * d + 2 * t * d
+    return 2.0 * (t * config.depth * per_token + int(frames) * config.n_mels * d)

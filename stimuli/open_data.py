@@ -35,6 +35,7 @@ import csv
 import io
 import json
 import logging
+import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1543,7 +1544,8 @@ _register(
              "the converted excerpts take about 77 kB per second of audio (16-kHz float32 audio plus a "
              "100-frame/s piano roll)",
         notes="Disklavier MIDI aligned to the audio within about 3 ms; splits keep each composition in one split.",
-        api="`stimuli.open_data.write_transcription_npz(root, out_dir, dataset='maestro')` (listing: "
+        api="`stimuli.open_data.write_transcription_npz(root, out_dir, dataset='maestro')`, or "
+            "`python -m stimuli.open_data --transcription SRC OUT [--max-tracks N]` (listing: "
             "`maestro_tracks`; in memory: `transcription_excerpts`)",
         layout_text="::\n\n    <root>/                        (maestro-v3.0.0/, or its parent)\n"
                     "      maestro-v3.0.0.csv         canonical_composer,canonical_title,split,year,midi_filename,\n"
@@ -1648,9 +1650,31 @@ def _dedent(text: str) -> str:
 def main(argv=None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m stimuli.open_data", description="Render docs/open_data.md.")
+    ap = argparse.ArgumentParser(prog="python -m stimuli.open_data",
+                                 description="Render docs/open_data.md, or convert a transcription dataset.")
     ap.add_argument("--write", action="store_true", help="write docs/open_data.md")
+    ap.add_argument("--transcription", nargs=2, metavar=("SRC", "OUT"),
+                    help="convert MAESTRO (or GuitarSet, --dataset guitarset) at SRC into the *.npz excerpts "
+                         "--transcription-data reads, in OUT (write_transcription_npz)")
+    ap.add_argument("--dataset", default="maestro", choices=sorted(TRANSCRIPTION_SOURCES))
+    ap.add_argument("--excerpt-s", type=float, default=10.0, help="excerpt length in s (default 10)")
+    ap.add_argument("--max-tracks", type=int, default=None, help="at most this many recordings per split")
+    ap.add_argument("--max-excerpts-per-track", type=int, default=None, help="at most this many excerpts per recording")
+    ap.add_argument("--splits", default=",".join(MAESTRO_SPLITS),
+                    help="comma-separated splits to convert (default train,validation,test)")
     args = ap.parse_args(argv)
+    if args.transcription:
+        try:
+            res = write_transcription_npz(args.transcription[0], args.transcription[1], dataset=args.dataset,
+                                          splits=[x.strip() for x in args.splits.split(",") if x.strip()],
+                                          excerpt_s=args.excerpt_s, max_tracks=args.max_tracks,
+                                          max_excerpts_per_track=args.max_excerpts_per_track)
+        except UserError as e:
+            print(f"ERROR: {e}", file=sys.stderr)
+            return 2
+        print(f"written: {len(res['written'])} excerpts of {res['tracks']} recordings to {args.transcription[1]} "
+              f"({res['missing']} missing, {res['corrupt']} corrupt); pass --transcription-data {args.transcription[1]}")
+        return 0
     text = render_docs()
     if args.write:
         DOCS_PATH.write_text(text)

@@ -5,7 +5,7 @@ import torch
 from analysis.ablation import ablation_groups, ablation_map
 from analysis.stats import Estimate
 from claims.kim2024._conditions import (CI_MEASURED, COMPETENCE, EPOCHS_NOTE, MS_UNIT_REFERENCES, NOTEBOOK,
-                                        SELECTION_NOTE, KimConditions, notebook_references, tier_settings)
+                                        SELECTION_NOTE, KimConditions, notebook_references, tier_settings, lab_tier)
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Reference, Tier, claim
 
@@ -38,6 +38,7 @@ SPEC = Claim(
                                    "differences are noise that straddles 0 (INCONCLUSIVE); they must never PASS, and "
                                    "middle_as_target must FAIL strictly"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
+        "lab": lab_tier(),
     },
     references=notebook_references(
         *MS_UNIT_REFERENCES,

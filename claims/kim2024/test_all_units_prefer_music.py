@@ -4,7 +4,7 @@ import numpy as np
 from analysis.selectivity import mean_response_per_clip
 from analysis.stats import ranksum_cles
 from claims.kim2024._conditions import (CI_MEASURED, COMPETENCE, EPOCHS_NOTE, KimConditions, notebook_references,
-                                        tier_settings, worst_case_over_seeds)
+                                        tier_settings, worst_case_over_seeds, lab_tier)
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -29,6 +29,7 @@ SPEC = Claim(
                           "not replicate; the corpus's non-music (broadband noise beds, machinery, rain) drives the "
                           "average unit harder than its synthetic music"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
+        "lab": lab_tier(),
     },
     notes="No units are selected in this claim. " + EPOCHS_NOTE,
     references=notebook_references(),

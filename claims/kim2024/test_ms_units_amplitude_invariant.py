@@ -4,7 +4,7 @@ import numpy as np
 from analysis.selectivity import response_ratio
 from analysis.stats import Estimate
 from claims.kim2024._conditions import (CI_MEASURED, COMPETENCE, EPOCHS_NOTE, MS_UNIT_REFERENCES, SELECTION_NOTE,
-                                        KimConditions, notebook_references, tier_settings)
+                                        KimConditions, notebook_references, tier_settings, lab_tier)
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -31,6 +31,7 @@ SPEC = Claim(
                           "level (the corpus's music is about 5.5 dB denser than its non-music), unlike the "
                           "paper's 1.70x"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
+        "lab": lab_tier(),
     },
     notes=SELECTION_NOTE + "the ratios are measured on the manipulated training split, which the selection never "
           "saw. " + EPOCHS_NOTE,

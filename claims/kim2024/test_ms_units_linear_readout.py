@@ -5,7 +5,7 @@ from analysis.linear_readout import readout_ap
 from analysis.selectivity import index_bands
 from analysis.stats import Estimate
 from claims.kim2024._conditions import (CI_MEASURED, COMPETENCE, EPOCHS_NOTE, MS_UNIT_REFERENCES, NOTEBOOK,
-                                        SELECTION_NOTE, KimConditions, notebook_references, tier_settings)
+                                        SELECTION_NOTE, KimConditions, notebook_references, tier_settings, lab_tier)
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Reference, Tier, claim
 
@@ -48,6 +48,7 @@ SPEC = Claim(
                                    "(-0.064 [-0.188, 0.055]), so the reversed readout is INCONCLUSIVE, like the main "
                                    "result; it must still never PASS"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
+        "lab": lab_tier(),
     },
     references=notebook_references(
         *MS_UNIT_REFERENCES,

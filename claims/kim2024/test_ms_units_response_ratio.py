@@ -5,7 +5,7 @@ from analysis.linear_readout import band_power
 from analysis.selectivity import music_selectivity_index, response_ratio, top_units
 from analysis.stats import Estimate
 from claims.kim2024._conditions import (CI_MEASURED, COMPETENCE, EPOCHS_NOTE, MS_UNIT_REFERENCES, SELECTION_NOTE,
-                                        KimConditions, notebook_references, seed_params, tier_settings)
+                                        KimConditions, notebook_references, seed_params, tier_settings, lab_tier)
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -43,6 +43,7 @@ SPEC = Claim(
                           "0.38-0.40 against their 0.48). With the previous corpus (no music varispeed) the gain "
                           "was -0.22 to 0.09 (INCONCLUSIVE)"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
+        "lab": lab_tier(),
     },
     notes="The ratio is a ratio of means over the MS units and clips. The log-mel baseline uses band power "
           "(non-negative, like a post-ReLU unit), one deterministic value. Measured at ci on an earlier corpus "

@@ -4,7 +4,7 @@ import numpy as np
 from analysis.selectivity import category_ratios, mean_response_per_clip, response_ratio
 from analysis.stats import Estimate
 from claims.kim2024._conditions import (CI_MEASURED, COMPETENCE, EPOCHS_NOTE, MS_UNIT_REFERENCES, SELECTION_NOTE,
-                                        KimConditions, notebook_references, tier_settings)
+                                        KimConditions, notebook_references, tier_settings, lab_tier)
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 from stimuli.loaders import NATSOUND_MUSIC_CATEGORIES as MUSIC_CATEGORIES
@@ -41,6 +41,7 @@ SPEC = Claim(
                           "contrasts"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS",
                       data=("natsound165", "audioset_audio", "audioset_meta")),
+        "lab": lab_tier(data=("natsound165",)),
     },
     notes=SELECTION_NOTE + "the ratio is measured on the 165 natural sounds. " + EPOCHS_NOTE,
     references=notebook_references(*MS_UNIT_REFERENCES),

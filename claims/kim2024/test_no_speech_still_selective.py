@@ -4,7 +4,7 @@ import numpy as np
 from analysis.selectivity import response_ratio
 from analysis.stats import Estimate
 from claims.kim2024._conditions import (COMPETENCE, EPOCHS_NOTE, MS_UNIT_REFERENCES, SELECTION_NOTE, KimConditions,
-                                        notebook_references, quilt_correlation, quilt_curve, tier_settings)
+                                        notebook_references, quilt_correlation, quilt_curve, tier_settings, lab_tier)
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -27,6 +27,7 @@ SPEC = Claim(
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="PASS"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
+        "lab": lab_tier(),
     },
     notes="Budget: this condition has seeds_other (2) seeds at ci. The quilt-effect difference (with speech minus without speech, Pearson r of the MS-unit quilt curve) "
           "is reported in values, not judged."

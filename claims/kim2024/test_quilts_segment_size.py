@@ -4,7 +4,7 @@ import numpy as np
 from analysis.stats import Estimate
 from claims.kim2024._conditions import (CI_MEASURED, COMPETENCE, EPOCHS_NOTE, MS_UNIT_REFERENCES, NOTEBOOK,
                                         QUILT_SEG_MS, SELECTION_NOTE, KimConditions, notebook_references,
-                                        quilt_correlation, quilt_curve, tier_settings)
+                                        quilt_correlation, quilt_curve, tier_settings, lab_tier)
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Reference, Tier, claim
 
@@ -40,6 +40,7 @@ SPEC = Claim(
                                    "shuffled-label networks do not memorise within the ci budget (40 epochs on 480 "
                                    "clips), so the memorisation control is not valid at ci; neither may PASS"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
+        "lab": lab_tier(),
     },
     notes="At ci the clips are 2 s, so quilts fill the first 1.6 s (a whole number of every segment size) and the "
           "last 0.4 s is silent, originals included (Kim et al.: 8 s of 10). A 1600-ms quilt is one segment. "

@@ -3,7 +3,8 @@ import numpy as np
 
 from analysis.linear_readout import gabor_features, pca_baseline, readout_ap
 from analysis.stats import Estimate
-from claims.kim2024._conditions import COMPETENCE, EPOCHS_NOTE, KimConditions, notebook_references, tier_settings
+from claims.kim2024._conditions import (COMPETENCE, EPOCHS_NOTE, KimConditions, lab_tier, notebook_references,
+                                        tier_settings)
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -33,6 +34,7 @@ SPEC = Claim(
     tiers={
         "ci": Tier(settings=tier_settings("ci"), expect="PASS"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
+        "lab": lab_tier(),
     },
     notes="Untrained networks are reported in values (random_init_ap_per_seed), not judged: the paper gives no "
           "number for them. Measured at ci (3 seeds, 2,400-clip corpus): network AP 0.764-0.829, PCA 0.703 "

@@ -4,7 +4,7 @@ import numpy as np
 from analysis.selectivity import response_ratio, selectivity_index, top_units
 from analysis.stats import Estimate
 from claims.kim2024._conditions import (CI_MEASURED, COMPETENCE, EPOCHS_NOTE, MS_UNIT_REFERENCES, SELECTION_NOTE,
-                                        KimConditions, notebook_references, tier_settings)
+                                        KimConditions, notebook_references, tier_settings, lab_tier)
 from claims.papers import KIM2024
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -31,6 +31,7 @@ SPEC = Claim(
                    controls_reason="the swapped-roles control is the mirror of the main statistic, so it PASSes "
                                    "exactly when the main result FAILs, as measured at ci"),
         "paper": Tier(settings=tier_settings("paper"), expect="PASS", data=("audioset_audio", "audioset_meta")),
+        "lab": lab_tier(),
     },
     notes=SELECTION_NOTE + "the speech units likewise by the speech index on the test split; both ratios are "
           "measured on the training split, which the selection never saw. " + EPOCHS_NOTE,

@@ -5,7 +5,8 @@ import torch
 from analysis.attention import absolute_difference, layerwise_event_test, onset_f_measure, rectified_difference
 from claims.kong2025.figures import attention_maps_with_onsets
 from claims.kong2025.pipeline import (CI_SETTINGS, PAPER_SETTINGS, bundle_for, concat_windows, excess_over,
-                                      n_windows, onset_frames, surrogate_estimate, track_frames, VIT1D_RETRIEVAL, earned)
+                                      n_windows, onset_frames, surrogate_estimate, track_frames, VIT1D_RETRIEVAL, earned,
+                                      lab_tier)
 from claims.papers import KONG2025
 from harness import Claim, Criterion, Evidence, Tier, claim
 from models.contrastive import random_init_like
@@ -37,6 +38,7 @@ SPEC = Claim(
                           "the gain from training, 0.025 [-0.019, 0.073], is not resolved. A first version had no "
                           "gain criterion and PASSed while its random-init control did not FAIL"),
         "paper": Tier(settings=PAPER_SETTINGS, expect="PASS", data=("music_audio",)),
+        "lab": lab_tier(),
     },
     notes="abstract only; the novelty definition, tolerance and thresholds are ours. The novelty was first the "
           "half-wave rectified (rising) difference; a pilot on a synthetic stand-in corpus (not the measured one) "

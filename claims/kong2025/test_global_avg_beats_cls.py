@@ -3,7 +3,8 @@ import numpy as np
 
 from analysis.probes import encode_tags, global_features, probe_accuracy_per_item
 from analysis.stats import Estimate, paired_bootstrap_diff
-from claims.kong2025.pipeline import CI_SETTINGS, PAPER_SETTINGS, TAGS, bundle_for, VIT1D_RETRIEVAL, earned
+from claims.kong2025.pipeline import (CI_SETTINGS, PAPER_SETTINGS, bundle_for, tag_tasks, VIT1D_RETRIEVAL, earned,
+                                      lab_tier)
 from claims.papers import KONG2025
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -31,6 +32,7 @@ SPEC = Claim(
                           "tasks, but the mean paired gain is 0.008 [-0.027, 0.043] over test tracks: too few "
                           "tracks and tasks to resolve it"),
         "paper": Tier(settings=PAPER_SETTINGS, expect="PASS", data=("music_audio",)),
+        "lab": lab_tier("gtzan"),
     },
     notes="abstract only; operationalisation and thresholds are ours",
 )
@@ -44,7 +46,7 @@ def global_probe(bundle, kind: str):
     fit, test = bundle.splits["pre"], bundle.splits["test"]
     x = np.stack([feats["cls"], feats["avg"]])
     correct = {}
-    for task in TAGS:
+    for task in tag_tasks(bundle):
         values = np.asarray(bundle.music.tags[task])
         ytr, yte, vocab = encode_tags(values[fit], values[test])
         if len(vocab) < 2:

@@ -6,7 +6,7 @@ from analysis.probes import (chord_labels_to_classes, chord_majmin_score, fit_so
                              labels_at_frames)
 from analysis.stats import paired_bootstrap_diff
 from claims.kong2025.pipeline import (CI_SETTINGS, PAPER_SETTINGS, bundle_for, n_windows, onset_frames,
-                                      tokens_by_track, track_frames, VIT1D_RETRIEVAL, earned)
+                                      tokens_by_track, track_frames, VIT1D_RETRIEVAL, earned, lab_tier)
 from claims.papers import KONG2025
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -34,6 +34,7 @@ SPEC = Claim(
                           "random-init tokens do about as well: gain 0.016 [-0.006, 0.036]; the small ViT-1D's "
                           "chord information at ci comes from its input, not from contrastive training"),
         "paper": Tier(settings=PAPER_SETTINGS, expect="PASS", data=("music_audio",)),
+        "lab": lab_tier(),
     },
     notes="abstract only; operationalisation and thresholds are ours; input-mel probe reported as a baseline",
 )

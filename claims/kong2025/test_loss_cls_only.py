@@ -2,7 +2,7 @@
 import torch
 
 from analysis.stats import Estimate
-from claims.kong2025.pipeline import CI_SETTINGS, PAPER_SETTINGS, bundle_for
+from claims.kong2025.pipeline import CI_SETTINGS, PAPER_SETTINGS, bundle_for, lab_tier
 from claims.papers import KONG2025
 from harness import Claim, Criterion, Evidence, Tier, claim
 from models.contrastive import AugmentConfig, augment_crops, nt_xent, random_init_like
@@ -25,6 +25,7 @@ SPEC = Claim(
     tiers={
         "ci": Tier(settings=CI_SETTINGS, expect="PASS"),
         "paper": Tier(settings=PAPER_SETTINGS, expect="PASS", data=("music_audio",)),
+        "lab": lab_tier(),
     },
     notes="an invariant of our implementation, shown in the ledger",
 )

@@ -4,7 +4,7 @@ import numpy as np
 from analysis.attention import events_to_frames, layerwise_event_test
 from analysis.ssm import checkerboard_novelty, chord_change_times, cosine_ssm
 from claims.kong2025.pipeline import (CI_SETTINGS, PAPER_SETTINGS, bundle_for, excess_over, layer_ssms,
-                                      reference_features, surrogate_estimate, track_frames, VIT1D_RETRIEVAL, earned)
+                                      reference_features, surrogate_estimate, track_frames, VIT1D_RETRIEVAL, earned, lab_tier)
 from claims.papers import KONG2025
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -38,6 +38,7 @@ SPEC = Claim(
                           "(0.240 [0.198, 0.286]) and the input's chroma SSM better (0.372): at ci the effect is "
                           "input-driven, not learned. A first version had no gain criterion and PASSed"),
         "paper": Tier(settings=PAPER_SETTINGS, expect="PASS", data=("music_audio",)),
+        "lab": lab_tier(),
     },
     notes="abstract only; kernel, peak picking, tolerance and thresholds are ours, fixed before measuring",
 )

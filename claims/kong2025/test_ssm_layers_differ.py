@@ -5,7 +5,8 @@ import numpy as np
 from analysis.ssm import cosine_ssm, layer_separation, ssm_correlation
 from analysis.stats import Estimate
 from claims.kong2025.figures import profile_plot, ssm_panels
-from claims.kong2025.pipeline import CI_SETTINGS, PAPER_SETTINGS, bundle_for, layer_ssms, reference_features, VIT1D_RETRIEVAL, earned
+from claims.kong2025.pipeline import (CI_SETTINGS, PAPER_SETTINGS, bundle_for, layer_ssms, reference_features,
+                                      VIT1D_RETRIEVAL, earned, lab_tier)
 from claims.papers import KONG2025
 from harness import Claim, Criterion, Evidence, Tier, claim
 
@@ -34,6 +35,7 @@ SPEC = Claim(
                    reason="measured at ci (rendered music21 corpus, small ViT-1D; 2026-11-22, the same on 2026-12-06 with the network competent at its own task: held-out top-1 0.58 against 0.23 at initialisation): layer separation 0.009 [0, 0.040] (p = 0.087): the layers that best match "
                           "chroma and timbre/onset SSMs are not resolved apart over the few test tracks"),
         "paper": Tier(settings=PAPER_SETTINGS, expect="PASS", data=("music_audio",)),
+        "lab": lab_tier(),
     },
     notes="abstract only; reference features and the separation statistic are ours",
 )
