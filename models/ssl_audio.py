@@ -410,8 +410,8 @@ class TranscriptionModel(torch.nn.Module):
         self.encoder = encoder
         self.head = torch.nn.Linear(encoder.config.hidden_size, n_notes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(_normalize(x)).last_hidden_state)
+    def forward(self, x: torch.Tensor, mask_time_indices: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.encoder(_normalize(x), mask_time_indices=mask_time_indices).last_hidden_state)
 
 
 def train_transcription(encoder, audio: np.ndarray, piano_roll: np.ndarray, frame_times_s: np.ndarray, sr: int,
@@ -437,10 +437,11 @@ def train_transcription(encoder, audio: np.ndarray, piano_roll: np.ndarray, fram
     encoder_lr_scale : float
         The encoder's learning rate is ``lr * encoder_lr_scale`` (the head uses ``lr``).
     mask_time_prob : float or None
-        The encoder's built-in SpecAugment time masking while fine-tuning (transformers applies it in
-        train mode when ``config.mask_time_prob > 0``): 0.0 (default) turns it off, None keeps the
-        encoder's own value (the ci configs carry the SSL objective's 0.5, which hides half the frames
-        a frame-wise transcriber is scored on; wav2vec 2.0's fine-tuning recipes use about 0.05).
+        SpecAugment time masking while fine-tuning: 0.0 (default) turns it off, None keeps the encoder's
+        own ``config.mask_time_prob`` (the ci configs carry the SSL objective's 0.5, which hides half the
+        frames a frame-wise transcriber is scored on; wav2vec 2.0's fine-tuning recipes use about 0.05).
+        The spans are drawn by :func:`span_mask` from this run's seeded generator and passed to the
+        encoder (transformers' own masking draws from numpy's global state, so a rebuild would differ).
     """
     from tqdm.auto import tqdm
 
@@ -457,8 +458,9 @@ def train_transcription(encoder, audio: np.ndarray, piano_roll: np.ndarray, fram
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = TranscriptionModel(copy.deepcopy(encoder)).to(device).train()
-        if mask_time_prob is not None:
-            model.encoder.config.mask_time_prob = float(mask_time_prob)
+        cfg = model.encoder.config
+        p_mask = float(cfg.mask_time_prob if mask_time_prob is None else mask_time_prob)
+        cfg.mask_time_prob = 0.0        # masks come from span_mask and this run's rng, not numpy's global state
         params = list(model.parameters())
         opt, sched = _optimizer(params, lr, steps, list(model.encoder.parameters()), encoder_lr_scale)
         n_frames = frame_count(encoder, crop)
@@ -470,14 +472,19 @@ def train_transcription(encoder, audio: np.ndarray, piano_roll: np.ndarray, fram
             xb = torch.from_numpy(np.stack([audio[i, s:s + crop] for i, s in zip(idx, starts)])).to(device)
             yb = roll_at_frames(piano_roll[idx], frame_times_s, n_frames, starts / sr, sr)
             yb = torch.from_numpy(yb.astype(np.float32)).to(device)
+            mask = None
+            if p_mask > 0:
+                mask = torch.from_numpy(span_mask(batch_size, n_frames, p_mask, cfg.mask_time_length, rng,
+                                                  min_masks=cfg.mask_time_min_masks)).to(device)
             with amp.autocast():
-                logits = model(xb)
+                logits = model(xb, mask)
             loss = F.binary_cross_entropy_with_logits(logits.float(), yb, pos_weight=pw)
             opt.zero_grad(set_to_none=True)
             amp.backward(loss)
             amp.step(opt, params, 5.0)
             sched.step()
             losses[step] = float(loss.detach())
+        cfg.mask_time_prob = p_mask     # the value it was fine-tuned with
     model.eval()
     return model.encoder, model, losses
 
