@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet --upgrade "pip>=24" "setuptools>=69,<82"
 	$(PY) -m pip install --quiet --no-deps -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
-	$(PY) -m pip check
+	$(PY) harness/preflight.py --pip-check      # pip check, less the declared --no-deps installs
 	touch $@
 
 replicate: $(VENV)/.installed
@@ -55,6 +55,7 @@ listen: $(VENV)/.installed
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install --quiet -e ".[dev,pitch,server]"
+	.venv-lock/bin/pip install --quiet --no-deps basic-pitch hearbaseline   # no TensorFlow (pyproject.toml, preflight.py)
 	.venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 	rm -rf .venv-lock
 

@@ -282,7 +282,7 @@ BENCHES = {
     "scorecard": bench_scorecard,
 }
 # Run only when asked (--only NAME): the scale-out reliability tests start PostgreSQL and take ~15 min;
-# the scorecard scores four models at ci (~25 min).
+# the scorecard scores seven models at ci (~40 min).
 SLOW_BENCHES = ("scaleout", "scorecard")
 
 

@@ -55,6 +55,13 @@ def tiny_transformers_folder(folder: Path) -> None:
     Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True).save_pretrained(folder)
 
 
+def default_specs(work: Path) -> tuple:
+    """The models of the scorecard row: a tiny transformers folder, the packaged pitch models (torch and
+    ONNX), a NumPy callable."""
+    return (str(work / "tiny_w2v2"), "torchcrepe:tiny", "pesto", "torchfcpe", "basic-pitch", "swift-f0",
+            "callable:bench_np_feats:band_power")
+
+
 def score_once(spec: str, work: Path, profile: str, cache_dir: Path, threads: int = 1) -> dict:
     """Score one model in a subprocess; returns ``rc``, ``wall_s``, ``cpu_s``, ``peak_mb`` and the cells."""
     out = work / f"stats-{abs(hash(spec))}.json"
@@ -89,7 +96,7 @@ def bench_scorecard(profile: str = "ci", specs=None) -> list[dict]:
         out = [row(f"scorecard stimuli at {profile} + log-mel baseline",
                    round(time.perf_counter() - t0, 1), "s", "built once per cache (corpus, 165 sounds, quilts, pitches, music)",
                    warm["rc"] == 0, warm.get("error", ""))]
-        for spec in specs or (str(work / "tiny_w2v2"), "torchcrepe:tiny", "pesto", "callable:bench_np_feats:band_power"):
+        for spec in specs or default_specs(work):
             s = score_once(spec, work, profile, cache)
             name = "tiny wav2vec2 folder" if spec.endswith("tiny_w2v2") else spec
             n = sum(c["main"]["status"] == "scored" for c in s["cells"])

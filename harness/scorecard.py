@@ -43,8 +43,9 @@ def pytest_addoption(parser):
     g = parser.getgroup("music-emergence-claims")
     g.addoption("--model", action="append", default=[], metavar="SPEC",
                 help="score this audio model on the representation claims (repeatable; a .yaml file lists "
-                     "many): a save_pretrained folder, hf:<id>, torchcrepe[:tiny|:full], pesto, "
-                     "module:pkg.mod:factory@layers, callable:pkg.mod:function, logmel, kim_cnn")
+                     "many): a save_pretrained folder, hf:<id>, torchcrepe[:tiny|:full], pesto, torchfcpe, "
+                     "basic-pitch, swift-f0, hear:<module>[@<model file>], module:pkg.mod:factory@layers, "
+                     "callable:pkg.mod:function, logmel, kim_cnn")
     g.addoption("--scorecard-profile", default=None, choices=("smoke", "ci", "paper"),
                 help="stimulus sizes of the scorecard probes (default: the --tier)")
 

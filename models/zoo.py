@@ -12,6 +12,18 @@ Accepted spec forms (:data:`SPEC_FORMS`):
   the ``pesto-pitch`` package; default checkpoint ``mir-1k_g7`` (``mir-1k`` does not load into
   pesto-pitch 2.0.1: its prefilter weights are missing, so it is refused); layers are encoder
   blocks flattened over channels x CQT bins;
+- ``torchfcpe``: FCPE (fast context-based pitch estimation), the bundled ``fcpe_c_v001.pt`` inside
+  the ``torchfcpe`` package; 16 kHz, 10-ms frames; layers ``model.input_stack``, the six
+  ``model.net.encoder_layers.<i>``, ``model.norm`` and ``model.output_proj`` (360 pitch bins);
+- ``basic-pitch``: Spotify's Basic Pitch (Bittner et al. 2022, polyphonic note transcription) through
+  the ``nmp.onnx`` file inside the ``basic-pitch`` wheel, run with onnxruntime
+  (:mod:`models.onnx_models`); 22,050 Hz, 86 frames/s; layers ``contour_conv`` ... ``onset``;
+- ``swift-f0``: SwiftF0 (monophonic pitch CNN), the ``model.onnx`` inside the ``swift-f0`` wheel, run
+  with onnxruntime; 16 kHz, 16-ms frames; layers ``conv0`` ... ``voicing_conv``;
+- ``hear:<module>[@<model file>]``: any HEAR 2021 module (``load_model``, ``get_scene_embeddings``,
+  ``get_timestamp_embeddings``, ``model.sample_rate``; :mod:`models.hear`); layers ``timestamp``
+  ``[batch, frames, dim]`` and ``scene`` ``[batch, dim]``. :func:`models.hear.export` writes the
+  project's own Kim et al. CNN as such a module;
 - ``module:pkg.mod:factory@layer1,layer2``: ``factory()`` returns a ``torch.nn.Module`` mapping
   waveforms ``[batch, samples]`` to anything; the named submodules are hooked. The module's
   ``sample_rate`` attribute gives its rate (default 16 kHz);
@@ -23,8 +35,9 @@ Accepted spec forms (:data:`SPEC_FORMS`):
   the harness cache (trained on first use: minutes on a CPU).
 
 The control of a scored model (:func:`control_for`) is its random-weight twin when the
-architecture can be re-initialised (transformers config, torch module), else the declared
-baseline: the log-mel spectrum (:func:`logmel_baseline`).
+architecture can be re-initialised (transformers config, torch module, an ONNX graph's learnt
+initializers, a HEAR module whose ``load_model`` returns a torch module with parameters), else the
+declared baseline: the log-mel spectrum (:func:`logmel_baseline`).
 """
 from __future__ import annotations
 
@@ -40,7 +53,8 @@ from harness.errors import UserError
 from models.adapters import CallableModel, HookedModule, TransformersAudioModel, capture_layers, check_layers, random_twin
 
 SPEC_FORMS = ("<folder written by save_pretrained>", "hf:<hub id>", "torchcrepe[:tiny|:full]",
-              "pesto[:<checkpoint>]", "module:pkg.mod:factory@layer1,layer2", "callable:pkg.mod:function",
+              "pesto[:<checkpoint>]", "torchfcpe", "basic-pitch", "swift-f0", "hear:<module>[@<model file>]",
+              "module:pkg.mod:factory@layer1,layer2", "callable:pkg.mod:function",
               "logmel", "kim_cnn", "<file>.yaml listing specs")
 CREPE_SR = 16000
 CREPE_FRAME = 1024
@@ -50,6 +64,10 @@ PESTO_LAYERS = ("conv1", "prefilt_layers.0", "prefilt_layers.1", "conv_layers.2"
                 "conv_layers.8", "conv_layers.11", "fc")
 #: PESTO's harmonic CQT reflect-pads by 16384 samples at 16 kHz; shorter inputs are zero-padded to this.
 PESTO_MIN_SAMPLES = 16385
+#: FCPE's layers: the input conv stack (channels first, transposed), the six conformer-conv layers, the
+#: final norm and the output projection (360 pitch bins, before the sigmoid).
+FCPE_LAYERS = ("model.input_stack",) + tuple(f"model.net.encoder_layers.{i}" for i in range(6)) + (
+    "model.norm", "model.output_proj")
 
 
 @dataclass
@@ -86,11 +104,13 @@ class FramedModule:
     hooked output has ``batch * frames`` rows, which are reshaped to ``[batch, frames, features]``
     (trailing axes flattened; ``reduce_axis`` averaged first, e.g. CREPE's within-frame axis).
     ``keep`` maps ``(n_frames, n_samples) -> slice`` of frames to keep (content, not padding).
-    ``post(output) -> [batch, time, features]`` replaces the reshape for modules that keep the batch.
+    ``post(output) -> [batch, time, features]`` replaces the reshape for modules that keep the batch;
+    ``post`` may also be a dict ``{layer: function}``, in which case the layers it does not name are
+    taken as they are (already ``[batch, time, features]``).
     """
 
     def __init__(self, module: torch.nn.Module, layer_names: Sequence[str], sample_rate: int, run: Callable,
-                 reduce_axis: int | None = None, keep: Callable | None = None, post: Callable | None = None,
+                 reduce_axis: int | None = None, keep: Callable | None = None, post: Callable | dict | None = None,
                  device="cpu"):
         self.layers = check_layers(module, layer_names)
         self.device = torch.device(device)
@@ -108,6 +128,9 @@ class FramedModule:
         out = {}
         for n in self.layers:
             t = store[n]
+            if isinstance(self.post, dict):
+                out[n] = self.post[n](t) if n in self.post else t
+                continue
             if self.post is not None:
                 out[n] = self.post(t)
                 continue
@@ -180,6 +203,40 @@ def pesto_model(checkpoint: str = "mir-1k_g7", hop_ms: float = 40.0, device="cpu
     return model
 
 
+def fcpe_model(device="cpu") -> FramedModule:
+    """FCPE with the weights bundled in ``torchfcpe`` (``assets/fcpe_c_v001.pt``), hooked on
+    :data:`FCPE_LAYERS`.
+
+    The output projection's weight norm is folded into a plain weight (the same outputs), so that the
+    random twin re-initialises it too (``reset_parameters`` cannot reach a parametrised weight).
+    torchfcpe's own ``[INFO]`` / ``[WARN]`` lines at load are silenced.
+    """
+    import contextlib
+    import io
+
+    from torch.nn.utils import parametrize
+
+    try:
+        import torchfcpe
+    except ImportError:
+        raise UserError("torchfcpe is not installed: pip install -e '.[pitch]' (its weights ship inside the "
+                        "package)") from None
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        net = torchfcpe.spawn_bundled_infer_model("cpu")
+    for m in net.modules():
+        if parametrize.is_parametrized(m):
+            for name in list(m.parametrizations):
+                parametrize.remove_parametrizations(m, name, leave_parametrized=True)
+    sr = int(net.get_model_sr())
+
+    def run(module, audio):
+        module(audio[..., None], sr=sr)
+
+    return FramedModule(net, FCPE_LAYERS, sr, run, post={"model.input_stack": lambda t: t.transpose(1, 2)},
+                        device=device)
+
+
 # ------------------------------------------------------------------------------------- baselines
 def logmel_baseline(sample_rate: int = 16000, n_mels: int = 64, n_fft: int = 1024, hop_length: int = 320) -> CallableModel:
     """The declared baseline: a log-mel spectrogram ``[batch, frames, n_mels]`` (one layer, ``log_mel``)."""
@@ -204,7 +261,17 @@ def twin(model, seed: int = 0):
 
 def control_for(model, seed: int = 0) -> tuple:
     """The control of a scored model: ``(random twin, "random_twin")`` where the weights can be
-    re-initialised, else ``(log-mel baseline, "baseline:log_mel")``."""
+    re-initialised, else ``(log-mel baseline, "baseline:log_mel")``.
+
+    A model with its own ``random_twin(seed)`` method (ONNX graphs, HEAR modules) makes its twin
+    itself; it returns None when it cannot (no ``onnx`` package, a HEAR model without parameters).
+    """
+    own = getattr(model, "random_twin", None)
+    if callable(own) and not isinstance(model, torch.nn.Module):
+        t = own(seed)
+        if t is not None and _same_weights(model, t):
+            t = own(seed + 1)
+        return (t, "random_twin") if t is not None else (logmel_baseline(), "baseline:log_mel")
     if isinstance(model, (TransformersAudioModel, HookedModule, FramedModule, torch.nn.Module)):
         t = twin(model, seed)
         if _same_weights(model, t):  # the model was itself initialised with this seed: use the next one
@@ -221,6 +288,8 @@ def _module(model) -> torch.nn.Module:
 
 
 def _same_weights(a, b) -> bool:
+    if hasattr(a, "same_weights"):
+        return bool(a.same_weights(b))
     pa, pb = list(_module(a).parameters()), list(_module(b).parameters())
     return len(pa) == len(pb) and all(torch.equal(x, y) for x, y in zip(pa, pb))
 
@@ -311,6 +380,19 @@ def parse_spec(spec: str, device="cpu", seed: int = TWIN_SEED, cache=None) -> Zo
         ck = s.partition(":")[2] or "mir-1k_g7"
         model, name = pesto_model(ck, device=device), f"pesto:{ck}"
         info = {"package": f"pesto-pitch {md.version('pesto-pitch')}", "hop_ms": 40.0, "checkpoint": ck}
+    elif s == "torchfcpe":
+        model, name = fcpe_model(device=device), "torchfcpe"
+        info = {"package": f"torchfcpe {md.version('torchfcpe')}", "hop_ms": 10.0, "weights": "fcpe_c_v001.pt"}
+    elif s in ("basic-pitch", "basic_pitch", "swift-f0", "swift_f0"):
+        from models.onnx_models import basic_pitch_model, swift_f0_model
+
+        model = basic_pitch_model() if s.startswith("basic") else swift_f0_model()
+        name, info = model.name, dict(model.info)
+    elif s == "hear" or s.startswith("hear:"):
+        from models.hear import hear_model
+
+        model = hear_model(s, device=device)
+        name, info = model.name, dict(model.info)
     elif s.startswith("callable:"):
         model, name = _callable_model(s), s.rpartition(":")[2]
     elif s.startswith("module:"):

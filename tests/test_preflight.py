@@ -29,3 +29,15 @@ def test_runs_as_a_file_with_one_line_and_exit_1(tmp_path):
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "free some space" in bad.stderr
     ok = subprocess.run([sys.executable, str(script), str(tmp_path / ".venv"), "0"], capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stderr == ""
+
+
+def test_pip_check_keeps_all_but_the_declared_no_deps_installs():
+    from harness.preflight import PIP_CHECK_EXEMPT, pip_check_problems
+
+    report = ("basic-pitch 0.4.0 requires tensorflow, which is not installed.\n"
+              "basic-pitch 0.4.0 has requirement resampy<0.4.3,>=0.2.2, but you have resampy 0.4.3.\n"
+              "torchfcpe 0.0.4 requires einops, which is not installed.\n")
+    assert "basic-pitch" in PIP_CHECK_EXEMPT
+    assert pip_check_problems(report) == ["torchfcpe 0.0.4 requires einops, which is not installed."]
+    assert pip_check_problems("No broken requirements found.\n") == []
+

@@ -116,12 +116,44 @@ def test_no_model_skips_with_one_line_reason():
 
 
 # ------------------------------------------------------------------------------------- end to end
+SC_HEAR = """
+import torch
+
+
+class Frames(torch.nn.Module):
+    sample_rate = 16000
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj = torch.nn.Linear(512, 16)
+
+    def forward(self, audio):
+        return torch.relu(self.proj(audio.unfold(-1, 512, 256)))
+
+
+def load_model(model_file_path=""):
+    return Frames()
+
+
+def get_timestamp_embeddings(audio, model):
+    emb = model(audio)
+    return emb, (torch.arange(emb.shape[1]) * 16.0).expand(emb.shape[0], -1)
+
+
+def get_scene_embeddings(audio, model):
+    return model(audio).mean(1)
+"""
+
+
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory):
-    """One pytest session scoring a NumPy callable, a tiny wav2vec2 folder and torchcrepe tiny (smoke profile).
+    """One pytest session scoring a NumPy callable, a tiny wav2vec2 folder, torchcrepe tiny, the ONNX
+    swift-f0 and a tiny HEAR module written here (smoke profile).
 
-    torchcrepe tiny runs the pitch, SSM and attention cells only (its corpus, 165-sound and quilt cells
-    cost ~85 s at the smoke profile; they are measured in bench/scorecard.py instead).
+    torchcrepe tiny and swift-f0 run the pitch, SSM and attention cells only (torchcrepe's corpus,
+    165-sound and quilt cells cost ~85 s at the smoke profile; they are measured in bench/scorecard.py
+    instead).
     """
     from bench.scorecard import NUMPY_MODEL, tiny_transformers_folder
 
@@ -130,13 +162,15 @@ def e2e(tmp_path_factory):
     tiny_transformers_folder(folder)
     (root / "np_feats.py").write_text(NUMPY_MODEL)
     (root / "models.yaml").write_text(f"- callable:np_feats:band_power\n- {folder}\n")
+    (root / "sc_hear.py").write_text(SC_HEAR)
     env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
                MLFLOW_DISABLE_TELEMETRY="true", OMP_NUM_THREADS="1")
     db = root / "mlflow.db"
     cmd = [sys.executable, "-m", "pytest", "claims/scorecard", "-m", "claims", "-q", "-p", "no:cacheprovider",
            "-rs", "-W", "default",
-           "--model", str(root / "models.yaml"), "--model", "torchcrepe:tiny", "--scorecard-profile", "smoke",
-           "-k", "not (torchcrepe and (natsound or quilts))",
+           "--model", str(root / "models.yaml"), "--model", "torchcrepe:tiny", "--model", "swift-f0",
+           "--model", "hear:sc_hear", "--scorecard-profile", "smoke",
+           "-k", "not ((torchcrepe or swift) and (natsound or quilts))",
            "--cache-dir", str(root / "cache"), "--report-dir", str(root / "reports"), "--mlflow-uri", f"sqlite:///{db}"]
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     return {"proc": r, "root": root, "db": db, "folder": folder,
@@ -152,7 +186,7 @@ def test_e2e_session_passes_and_writes_scorecard(e2e):
     r = e2e["proc"]
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert e2e["card"] is not None
-    assert set(e2e["card"]["models"]) == {"band_power", "tiny_w2v2", "torchcrepe:tiny"}
+    assert set(e2e["card"]["models"]) == {"band_power", "tiny_w2v2", "torchcrepe:tiny", "swift-f0", "hear:sc_hear"}
     latest = e2e["root"] / "reports" / "latest"
     assert (latest / "scorecard.md").exists() and (latest / "scorecard_effects.png").stat().st_size > 1000
     assert "not applicable: CallableModel exposes no attention maps" in r.stdout
@@ -189,13 +223,26 @@ def test_e2e_torchcrepe_tiny_scored(e2e):
     assert ("torchcrepe:tiny", "quilts.segment_size") not in by                    # deselected (cost)
 
 
+def test_e2e_onnx_and_hear_models_scored_with_their_random_twins(e2e):
+    by = _by(e2e["card"])
+    sf = by[("swift-f0", "pitch.height_rsa")]
+    assert sf["control_kind"] == "random_twin" and sf["main"]["verdict"] == "PASS"
+    assert sf["info"]["package"].startswith("swift-f0") and "onnxruntime" in sf["info"]["runtime"]
+    assert ("swift-f0", "quilts.segment_size") not in by                           # deselected (cost)
+    for claim in ("pitch.height_rsa", "ssm.chord_changes", "quilts.segment_size"):
+        c = by[("hear:sc_hear", claim)]
+        assert c["main"]["status"] == "scored" and c["control_kind"] == "random_twin"
+        assert c["control"]["status"] == "scored" and c["info"]["hear_module"] == "sc_hear"
+
+
 def test_e2e_one_mlflow_run_per_model_with_the_scorecard(e2e):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{e2e['db']}")
     runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])
             if r.data.tags.get("mec.kind") == "scorecard"]
-    assert sorted(r.data.tags["mec.model"] for r in runs) == ["band_power", "tiny_w2v2", "torchcrepe:tiny"]
+    assert sorted(r.data.tags["mec.model"] for r in runs) == sorted(["band_power", "tiny_w2v2", "torchcrepe:tiny",
+                                                                      "swift-f0", "hear:sc_hear"])
     for r in runs:
         assert r.data.tags.get("mlflow.parentRunId")
         names = {a.path for a in client.list_artifacts(r.info.run_id, "scorecard")}

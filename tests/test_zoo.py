@@ -176,3 +176,99 @@ def test_kim_cnn_adapter_layers_and_twin():
     assert kind == "random_twin" and not torch.equal(t.module.features[0].weight, net.features[0].weight)
     with pytest.raises(UserError, match="cache"):
         parse_spec("kim_cnn")
+
+
+# ------------------------------------------------------------- torchfcpe, basic-pitch, swift-f0
+def _tone_argmax(model, layer, hz, sr, seconds=0.5):
+    t = np.arange(int(seconds * sr)) / sr
+    out = model(torch.from_numpy((0.5 * np.sin(2 * np.pi * hz * t))[None].astype(np.float32)))
+    return int(torch.as_tensor(out[layer])[0].mean(0).argmax())
+
+
+def test_torchfcpe_bundled_weights_track_pitch_and_twin_resets_every_trained_weight():
+    e = parse_spec("torchfcpe")
+    assert e.name == "torchfcpe" and e.model.sample_rate == 16000 and e.control_kind == "random_twin"
+    out = e.model(torch.randn(2, 8000) * 0.1)
+    assert {k: tuple(v.shape) for k, v in out.items() if k in ("model.input_stack", "model.output_proj")} == {
+        "model.input_stack": (2, 51, 512), "model.output_proj": (2, 51, 360)}           # 10-ms frames
+    # 360 bins of ~19.8 cents from 32.7 Hz: an octave is ~61 bins
+    lo, hi = (_tone_argmax(e.model, "model.output_proj", hz, 16000) for hz in (220.0, 440.0))
+    assert abs((hi - lo) - 61) <= 2
+    a, b = dict(e.model.module.named_parameters()), dict(e.control.module.named_parameters())
+    same = [n for n in a if torch.equal(a[n], b[n])]
+    # only the layer norms that conv-only FCPE never uses stay at their 1 / 0 init (and so equal it)
+    assert "model.output_proj.weight" in a and all(n.endswith(("norm.weight", "norm.bias")) for n in same)
+
+
+def test_basic_pitch_onnx_tracks_notes_and_windows_long_clips():
+    from models.onnx_models import BP_FPS, BP_SR
+
+    e = parse_spec("basic-pitch")
+    assert e.name == "basic-pitch" and e.model.sample_rate == BP_SR and e.control_kind == "random_twin"
+    assert e.info["package"].startswith("basic-pitch") and "onnxruntime" in e.info["runtime"]
+    # contour: 3 bins per semitone from 27.5 Hz (220 Hz is bin 108, +-1/3 semitone); note: 88 keys from A0
+    assert abs(_tone_argmax(e.model, "contour", 220.0, BP_SR) - 108) <= 1
+    assert _tone_argmax(e.model, "note", 440.0, BP_SR) == 48
+    out = e.model(torch.randn(2, int(4.5 * BP_SR)) * 0.05)                 # three overlapping 2-s windows
+    assert all(v.shape[:2] == (2, int(4.5 * BP_FPS)) for v in out.values())
+    assert out["note_conv"].shape[-1] == 32 * 88 and list(out)[0] == "contour_conv"      # no front end
+
+
+def test_swift_f0_onnx_tracks_pitch():
+    e = parse_spec("swift-f0")
+    assert e.name == "swift-f0" and e.model.sample_rate == 16000 and e.control_kind == "random_twin"
+    out = e.model(torch.randn(3, 8000) * 0.1)
+    assert out["block6"].shape == (3, 31, 12 * 128) and out["pitch_logits"].shape == (3, 31, 95)
+    assert list(out)[0] == "conv0"                                        # no front end
+    # 95 log-spaced bins over 46.875-2093.75 Hz: an octave is 94 / log2(2093.75 / 46.875) = 17.2 bins
+    lo, hi = (_tone_argmax(e.model, "pitch_logits", hz, 16000) for hz in (220.0, 440.0))
+    assert abs((hi - lo) - 17.2) <= 1.5
+
+
+def test_onnx_random_twin_redraws_learnt_initializers_only():
+    from onnx import numpy_helper
+
+    from models.onnx_models import learnt_initializers
+
+    from models.onnx_models import basic_pitch_model
+
+    m = basic_pitch_model(front_end=True)
+    assert m.layers[:2] == ["cqt", "harmonic_stack"]
+    a, b, c = m.random_twin(3), m.random_twin(3), m.random_twin(4)
+    learnt = learnt_initializers(m.proto.graph, m.frozen)
+    assert sum(v[0] == "conv" for v in learnt.values()) == 12 and {v[0] for v in learnt.values()} == {"conv", "scale", "shift"}
+    arr = lambda model: {t.name: numpy_helper.to_array(t) for t in model.proto.graph.initializer}
+    orig, ta, tb, tc = arr(m), arr(a), arr(b), arr(c)
+    for name, value in orig.items():
+        assert ta[name].shape == value.shape and ta[name].dtype == value.dtype
+        np.testing.assert_array_equal(ta[name], tb[name])                 # seeded
+        if name in learnt and learnt[name][0] == "conv":
+            assert not np.array_equal(ta[name], value) and not np.array_equal(ta[name], tc[name])
+            bound = 1 / np.sqrt(learnt[name][1])
+            assert np.abs(ta[name]).max() <= bound
+        elif name not in learnt:                                          # the CQT, shapes, constants
+            np.testing.assert_array_equal(ta[name], value)
+    x = torch.randn(1, 22050) * 0.1
+    torch.testing.assert_close(a(x)["cqt"], m(x)["cqt"])                  # the fixed CQT is shared
+    assert not torch.allclose(a(x)["harmonic_stack"], m(x)["harmonic_stack"])   # after the reset batch norm
+    assert not torch.allclose(a(x)["note"], m(x)["note"])
+    assert m.same_weights(m) and not m.same_weights(a)
+
+
+def test_onnx_models_without_the_onnx_package_use_outputs_and_the_logmel_control(monkeypatch):
+    import models.onnx_models as O
+
+    monkeypatch.setattr(O, "_onnx", lambda: None)
+    e = parse_spec("swift-f0")
+    assert e.model.layers == ["pitch", "confidence"] and e.control_kind == "baseline:log_mel"
+    assert e.model(torch.randn(2, 8000) * 0.1)["pitch"].shape == (2, 31, 1)
+    assert parse_spec("basic-pitch").model.layers == ["contour", "note", "onset"]
+
+
+def test_missing_packaged_file_is_a_user_error():
+    from models.onnx_models import packaged_file
+
+    with pytest.raises(UserError, match="not installed"):
+        packaged_file("no_such_pkg_zz", "model.onnx")
+    with pytest.raises(UserError, match="not inside the installed swift-f0"):
+        packaged_file("swift_f0", "absent.onnx", "swift-f0")
