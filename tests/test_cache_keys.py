@@ -448,6 +448,11 @@ def test_grasse_paper_inputs_follow_the_files_read(tmp_path):
     unread = next(p for p in sorted((tmp_path / "speech").glob("*.wav")) if p not in picked)
     flip_last_byte(unread)                                   # a file the run does not read
     assert key() == k0
+    from claims.grasse2026._conditions import training_data
+
+    d = training_data("paper", dict(s, clip_s=0.25), 0, data)   # and those files are what it reads
+    assert d["ssl_audio"].shape == (4, 4000) and d["heldout_ssl_audio"].shape == (2, 4000)
+    assert d["music_audio"].shape == (1, 8000) and d["heldout_piano_roll"].shape == (1, 5, 128)
 
 
 # --------------------------------------------------------------- Kong et al. --music-audio

@@ -197,17 +197,9 @@ def training_data(tier: str, settings: dict, seed: int, data=None) -> dict:
                                           n_ho_clips // 2)
         music, music_ho = _audio_folder(data.require("music_audio"), settings["ssl_clips"] // 2, clip_s, seed,
                                         n_ho_clips - n_ho_clips // 2)
-        train_files, held_files = _transcription_split(data.require("transcription"), settings)
-        items = [np.load(f) for f in train_files + held_files]
-        n = min(int(it["audio"].shape[0]) for it in items)
-        f = min(int(it["piano_roll"].shape[0]) for it in items)
-        audio = np.stack([it["audio"][:n] for it in items]).astype(np.float32)
-        roll = np.stack([it["piano_roll"][:f] for it in items]).astype(bool)
-        k = len(train_files)
         return dict(ssl_audio=np.concatenate([speech, music]).astype(np.float32),
                     heldout_ssl_audio=np.concatenate([speech_ho, music_ho]).astype(np.float32),
-                    music_audio=audio[:k], piano_roll=roll[:k], heldout_music_audio=audio[k:],
-                    heldout_piano_roll=roll[k:], frame_times_s=np.asarray(items[0]["frame_times_s"][:f], dtype=np.float64))
+                    **_transcription_arrays(data.require("transcription"), settings))
     from stimuli.corpus import speech_source
     from stimuli.music import music_source, note_and_chord_scores, render_music_set
 
