@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,56 @@ KIM_SINGING_CLASSES = ("Singing", "Humming", "Yodeling", "Chant", "Male singing"
 DEFAULT_SPLIT_CSVS = {"train": "balanced_train_segments.csv", "test": "eval_segments.csv"}
 NATSOUND_MUSIC_CATEGORIES = ("Music", "Song")
 NATSOUND_SPEECH_CATEGORIES = ("EngSpeech", "ForSpeech")
+
+
+# --------------------------------------------------------------------------------------------
+# reading listed clips
+# --------------------------------------------------------------------------------------------
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@dataclass
+class _Loaded:
+    """What :func:`_read_clips` read: the audio of the readable files and the fate of every listed one."""
+
+    audio: np.ndarray
+    kept: list            # indices into the listed files
+    missing: list         # relative paths
+    corrupt: list         # {"file", "reason"}
+
+
+def _read_clips(files: list, root: Path, sr: int, n_samples: int, desc: str, progress: bool = False,
+                memmap_path=None) -> _Loaded:
+    """Read ``files`` as mono float32 at ``sr`` cut or zero-padded to ``n_samples``; missing and corrupt
+    files are recorded, never raised."""
+    from tqdm.auto import tqdm
+
+    store = (np.lib.format.open_memmap(Path(memmap_path), mode="w+", dtype=np.float32,
+                                       shape=(max(len(files), 1), n_samples)) if memmap_path is not None else [])
+    kept, missing, corrupt = [], [], []
+    for i, f in enumerate(tqdm(files, desc=desc, disable=not progress)):
+        if f is None or not Path(f).is_file():
+            missing.append(_rel(Path(f), root) if f is not None else "?")
+            continue
+        try:
+            wave = fit_length(read_audio(f, sr), n_samples)
+        except UserError as e:
+            corrupt.append({"file": _rel(Path(f), root), "reason": str(e)})
+            continue
+        if memmap_path is not None:
+            store[len(kept)] = wave
+        else:
+            store.append(wave)
+        kept.append(i)
+    if memmap_path is not None:
+        audio = store[: len(kept)]
+    else:
+        audio = np.stack(store).astype(np.float32) if store else np.zeros((0, n_samples), np.float32)
+    return _Loaded(audio=audio, kept=kept, missing=missing, corrupt=corrupt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,8 +290,6 @@ def load_audioset(root_csv_dir, audio_dir, split_csvs=None, sr: int = 22050, cli
         ``listed``, ``loaded``, ``missing``, ``corrupt`` (counts), ``missing_ids``,
         ``corrupt_files`` (file and reason), ``duplicates``. Missing or corrupt clips are never fatal.
     """
-    from tqdm.auto import tqdm
-
     root = Path(root_csv_dir)
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
@@ -273,32 +322,10 @@ def load_audioset(root_csv_dir, audio_dir, split_csvs=None, sr: int = 22050, cli
                 taken += 1
 
     index = _index_audio_dir(audio_dir)
-    n_samples = int(round(clip_s * sr))
-    if memmap_path is not None:
-        store = np.lib.format.open_memmap(Path(memmap_path), mode="w+", dtype=np.float32,
-                                          shape=(max(len(rows), 1), n_samples))
-    else:
-        store = []
-    kept, missing_ids, corrupt = [], [], []
-    for r in tqdm(rows, desc="AudioSet clips", disable=not progress):
-        f = index.get(r["clip_id"])
-        if f is None:
-            missing_ids.append(r["clip_id"])
-            continue
-        try:
-            wave = fit_length(read_audio(f, sr), n_samples)
-        except UserError as e:
-            corrupt.append({"file": str(f), "reason": str(e)})
-            continue
-        if memmap_path is not None:
-            store[len(kept)] = wave
-        else:
-            store.append(wave)
-        kept.append(r)
-    if memmap_path is not None:
-        audio_arr = store[: len(kept)]
-    else:
-        audio_arr = np.stack(store).astype(np.float32) if store else np.zeros((0, n_samples), np.float32)
+    files = [index.get(r["clip_id"]) for r in rows]
+    got = _read_clips(files, Path(audio_dir), sr, int(round(clip_s * sr)), "AudioSet clips", progress, memmap_path)
+    kept, audio_arr, corrupt = [rows[i] for i in got.kept], got.audio, got.corrupt
+    missing_ids = [r["clip_id"] for r, f in zip(rows, files) if f is None]
 
     split = np.array([r["split"] for r in kept], dtype=object)
     if val_fraction > 0:

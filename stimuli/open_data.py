@@ -46,6 +46,7 @@ import numpy as np
 from harness.errors import UserError
 from stimuli.audio_io import AUDIO_EXTENSIONS, fit_length, read_audio
 from stimuli.dataset import ClipSet
+from stimuli.loaders import _Loaded, _read_clips, _rel
 
 log = logging.getLogger("mec.open_data")
 
@@ -182,51 +183,6 @@ def _read_csv(path: Path, required: tuple, name: str) -> list[dict]:
         return [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
 
 
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
-@dataclass
-class _Loaded:
-    """What :func:`_read_clips` read: the audio of the readable files and the fate of every listed one."""
-
-    audio: np.ndarray
-    kept: list            # indices into the listed files
-    missing: list         # relative paths
-    corrupt: list         # {"file", "reason"}
-
-
-def _read_clips(files: list, root: Path, sr: int, n_samples: int, desc: str, progress: bool = False,
-                memmap_path=None) -> _Loaded:
-    """Read ``files`` as mono float32 at ``sr`` cut or zero-padded to ``n_samples``; missing and corrupt
-    files are recorded, never raised."""
-    from tqdm.auto import tqdm
-
-    store = (np.lib.format.open_memmap(Path(memmap_path), mode="w+", dtype=np.float32,
-                                       shape=(max(len(files), 1), n_samples)) if memmap_path is not None else [])
-    kept, missing, corrupt = [], [], []
-    for i, f in enumerate(tqdm(files, desc=desc, disable=not progress)):
-        if f is None or not Path(f).is_file():
-            missing.append(_rel(Path(f), root) if f is not None else "?")
-            continue
-        try:
-            wave = fit_length(read_audio(f, sr), n_samples)
-        except UserError as e:
-            corrupt.append({"file": _rel(Path(f), root), "reason": str(e)})
-            continue
-        if memmap_path is not None:
-            store[len(kept)] = wave
-        else:
-            store.append(wave)
-        kept.append(i)
-    if memmap_path is not None:
-        audio = store[: len(kept)]
-    else:
-        audio = np.stack(store).astype(np.float32) if store else np.zeros((0, n_samples), np.float32)
-    return _Loaded(audio=audio, kept=kept, missing=missing, corrupt=corrupt)
 
 
 def _check_usable(name: str, n_listed: int, n_kept: int, missing: list, corrupt: list, listed_in: str) -> None:
