@@ -314,16 +314,22 @@ def shift_search(x, order, seg, S, F, b0, b1, prev, pref, lag_pref, neg_lag_pref
             spec[2 * k + 1] = ar * bi + ai * br
         if _dfti_compute(bwd_fn, step_bwd_plan, spec_ptr, corr_ptr) != 0:
             return DFTI_FAILED
+        # the normalised correlations in preference order (into spec, free until the next
+        # boundary), then their arg-max: the first maximum, or the first NaN as numpy's
+        nan = False
+        for j in range(n_lags):
+            v = corr[neg_lag_pref[j]] * inv_norm[r, j]
+            spec[j] = v
+            nan |= v != v
         best_j = 0
-        best = corr[neg_lag_pref[0]] * inv_norm[r, 0]
-        if best == best:
+        if nan:
+            while spec[best_j] == spec[best_j]:
+                best_j += 1
+        else:
+            best = spec[0]
             for j in range(1, n_lags):
-                v = corr[neg_lag_pref[j]] * inv_norm[r, j]
-                if v != v:                                   # NaN: numpy's argmax returns the first one
-                    best_j = j
-                    break
-                if v > best:
-                    best, best_j = v, j
+                if spec[j] > best:
+                    best, best_j = spec[j], j
         prev = pref[best_j]
         shifts[i + 1] = prev
     return prev

@@ -974,12 +974,19 @@ def _work_buffers(layout: tuple, nbytes: int) -> list:
     across one-clip quilts (grown when too small): no allocation per call, where the arrays would
     be a dozen. Each array starts on a 64-byte boundary, as torch's allocations do (MKL sees the
     same alignment as on the batched path). Valid until the thread's next one-clip quilt; never
-    returned to the caller."""
+    returned to the caller. The arrays of the last few layouts are kept (views of the buffer)."""
     raw = getattr(_WORKSPACE, "raw", None)
     if raw is None or raw.size < nbytes + 64:
         raw = _WORKSPACE.raw = np.empty(int(nbytes * 1.25) + 64, dtype=np.uint8)
-    base = -raw.ctypes.data % 64
-    return [np.ndarray(shape, dtype, buffer=raw, offset=base + at) for shape, dtype, at in layout]
+        _WORKSPACE.views = {}
+    views = _WORKSPACE.views.get(layout)
+    if views is None:
+        if len(_WORKSPACE.views) >= 16:
+            _WORKSPACE.views.clear()
+        base = -raw.ctypes.data % 64
+        views = _WORKSPACE.views[layout] = [np.ndarray(shape, dtype, buffer=raw, offset=base + at)
+                                            for shape, dtype, at in layout]
+    return views
 
 
 def _dfti_addresses(lib) -> tuple:
