@@ -98,9 +98,8 @@ def _lerp(start, end, weight, one):
     """``torch.lerp(start, end, weight)`` as torch computes it on the CPU: ``weight * (end - start) +
     start`` for ``|weight| < 0.5``, else ``(weight - 1) * (end - start) + end``, each one fused
     multiply-add (``one``: 1 in the arrays' precision)."""
-    if abs(weight) < 0.5:
-        return _fma(weight, end - start, start)
-    return _fma(weight - one, end - start, end)
+    small = abs(weight) < 0.5                                # (selects, not branches: the loop vectorises)
+    return _fma(weight if small else weight - one, end - start, start if small else end)
 
 
 @njit(cache=True, nogil=True)
@@ -131,21 +130,24 @@ def border_power(x, starts, counts, first_rows, step, window, frames, spectra, p
     beyond ``win``). All rows are transformed by one DFTI call (descriptor ``fwd_plan`` for all
     ``frames.shape[0]`` rows, into ``spectra`` viewed as interleaved pairs), then
     ``power = re * re + im * im``. Returns the DFTI status (0: success)."""
-    win, n_fft = window.shape[0], frames.shape[1]
+    # (the loops run over 1-D views of rows: numba's 2-D indexing keeps LLVM from vectorising them)
+    win, n_fft, n_bins = window.shape[0], frames.shape[1], power.shape[1]
     for p in range(starts.shape[0]):
         for k in range(counts[p]):
-            row, at = first_rows[p] + k, starts[p] + k * step
+            row, at = frames[first_rows[p] + k], starts[p] + k * step
+            xs = x[at: at + win]
             for i in range(win):
-                frames[row, i] = x[at + i] * window[i]
+                row[i] = xs[i] * window[i]
             for i in range(win, n_fft):
-                frames[row, i] = 0
+                row[i] = 0
     status = _dfti_compute(fwd_fn, fwd_plan, frames.ctypes.data, spectra.ctypes.data)
     if status != 0:
         return status
     for r in range(power.shape[0]):
-        for b in range(power.shape[1]):
-            re, im = spectra[r, 2 * (lo + b)], spectra[r, 2 * (lo + b) + 1]
-            power[r, b] = re * re + im * im
+        sp, pw = spectra[r, 2 * lo: 2 * (lo + n_bins)], power[r]
+        for b in range(n_bins):
+            re, im = sp[2 * b], sp[2 * b + 1]
+            pw[b] = re * re + im * im
     return 0
 
 
@@ -164,19 +166,23 @@ def border_features(logmel, table, scale, overath, left, right, target):
     for side in range(2):
         out = left if side == 0 else right
         for k in range(n_seg):
+            o = out[k]
             for f in range(n_frames):
-                row = table[side, k, f]
+                src = logmel[table[side, k, f]]
                 for m in range(n_mels):
-                    out[k, f * n_mels + m] = logmel[row, m] * scale
+                    o[f * n_mels + m] = src[m] * scale
+    n_feat = left.shape[1]
     for i in range(n_seg):
         nxt = i + 1 if i + 1 < n_seg else n_seg - 1
         prv = i if i + 1 < n_seg else n_seg - 2
-        for d in range(left.shape[1]):
-            target[i, d] = left[nxt, d] - right[prv, d]
+        t, a, b = target[i], left[nxt], right[prv]
+        for d in range(n_feat):
+            t[d] = a[d] - b[d]
     if overath:
         for i in range(n_seg):
-            for d in range(left.shape[1]):
-                right[i, d] = right[i, d] + target[i, d]
+            t, o = target[i], right[i]
+            for d in range(n_feat):
+                o[d] = o[d] + t[d]
 
 
 @njit(cache=True, nogil=True)
@@ -206,11 +212,13 @@ def greedy_order(cost, offset, start, order):
                     break
         else:
             best = inf
+            row = cost[cur]
+            off = offset[cur] if magnitude else zero
             for j in range(n_seg):
                 if j == cur + 1:
                     c = inf
                 else:
-                    c = abs(cost[cur, j] - offset[cur]) if magnitude else cost[cur, j]
+                    c = abs(row[j] - off) if magnitude else row[j]
                     c = c + (inf if used[j] else zero)
                 if c != c:                                   # NaN: numpy's argmin returns the first one
                     best_j = j
@@ -252,54 +260,64 @@ def shift_search(x, order, seg, S, F, b0, b1, prev, pref, lag_pref, neg_lag_pref
     if rows <= 0:
         return prev
     # heads, their per-shift energies, and whether any is (at most) silent
+    # (the loops run over 1-D views of rows: numba's 2-D indexing keeps LLVM from vectorising them)
     for r in range(rows):
-        _read(x, order[b0 + r + 1] * seg - S - h, heads[r, :W])
+        row = heads[r]
+        _read(x, order[b0 + r + 1] * seg - S - h, row[:W])
         for i in range(W, n_fft):
-            heads[r, i] = 0
+            row[i] = 0
     # running sums of the squares (each square rounded, the sum in double, each partial sum stored
-    # in the clip's precision), four heads at a time: four independent chains of additions
-    for r in range(0, rows, 4):
-        a0 = a1 = a2 = a3 = 0.0
-        for g in range(4):
-            sums[g, 0] = 0
-        r1, r2, r3 = min(r + 1, rows - 1), min(r + 2, rows - 1), min(r + 3, rows - 1)
+    # in the clip's precision), eight heads at a time: eight independent chains of additions
+    for r in range(0, rows, 8):
+        last = rows - 1
+        h0, h1, h2, h3 = heads[r], heads[min(r + 1, last)], heads[min(r + 2, last)], heads[min(r + 3, last)]
+        h4, h5, h6, h7 = heads[min(r + 4, last)], heads[min(r + 5, last)], heads[min(r + 6, last)], heads[min(r + 7, last)]
+        s0, s1, s2, s3, s4, s5, s6, s7 = sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], sums[6], sums[7]
+        s0[0] = s1[0] = s2[0] = s3[0] = s4[0] = s5[0] = s6[0] = s7[0] = 0
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
         for i in range(W):
-            v0, v1, v2, v3 = heads[r, i], heads[r1, i], heads[r2, i], heads[r3, i]
+            v0, v1, v2, v3, v4, v5, v6, v7 = h0[i], h1[i], h2[i], h3[i], h4[i], h5[i], h6[i], h7[i]
             a0 += v0 * v0
             a1 += v1 * v1
             a2 += v2 * v2
             a3 += v3 * v3
-            sums[0, i + 1] = a0
-            sums[1, i + 1] = a1
-            sums[2, i + 1] = a2
-            sums[3, i + 1] = a3
-        for g in range(min(4, rows - r)):
+            a4 += v4 * v4
+            a5 += v5 * v5
+            a6 += v6 * v6
+            a7 += v7 * v7
+            s0[i + 1], s1[i + 1], s2[i + 1], s3[i + 1] = a0, a1, a2, a3
+            s4[i + 1], s5[i + 1], s6[i + 1], s7[i + 1] = a4, a5, a6, a7
+        for g in range(min(8, rows - r)):
+            e, sg = energy[r + g], sums[g]
             for m in range(2 * S + 1):
-                energy[r + g, m] = sums[g, m + F] - sums[g, m]
+                e[m] = sg[m + F] - sg[m]
     low, nan = False, False
     for r in range(rows):
+        e = energy[r]
         for m in range(2 * S + 1):
-            e = energy[r, m]
-            low |= e <= tiny
-            nan |= e != e
+            low |= e[m] <= tiny
+            nan |= e[m] != e[m]
     low = low and not nan                                    # torch: bool(energy.amin() <= tiny)
     # 1 / sqrt(energy) (0 for a silent head if the block has one), then in preference order
     one, zero = energy.dtype.type(1.0), energy.dtype.type(0.0)
     for r in range(rows):
+        e, inv = energy[r], inv_norm[r]
         if low:
             for m in range(2 * S + 1):
-                e = energy[r, m]
-                energy[r, m] = one / np.sqrt(e) if e > tiny else zero
-        else:
+                e[m] = one / np.sqrt(e[m]) if e[m] > tiny else zero
+        else:                                                # separate loops: each one vectorises
             for m in range(2 * S + 1):
-                energy[r, m] = one / np.sqrt(energy[r, m])
+                e[m] = np.sqrt(e[m])
+            for m in range(2 * S + 1):
+                e[m] = one / e[m]
         for j in range(n_lags):
-            inv_norm[r, j] = energy[r, lag_pref[j]]
+            inv[j] = e[lag_pref[j]]
     if _dfti_compute(fwd_fn, head_plan, heads.ctypes.data, head_spectra.ctypes.data) != 0:
         return DFTI_FAILED
     for r in range(rows):
+        hs = head_spectra[r]
         for k in range(bins):
-            head_spectra[r, 2 * k + 1] = -head_spectra[r, 2 * k + 1]
+            hs[2 * k + 1] = -hs[2 * k + 1]
     # the boundaries in sequence
     u_ptr, spec_ptr, corr_ptr = u.ctypes.data, spec.ctypes.data, corr.ctypes.data
     for r in range(rows):
@@ -307,9 +325,10 @@ def shift_search(x, order, seg, S, F, b0, b1, prev, pref, lag_pref, neg_lag_pref
         _read(x, (order[i] + 1) * seg + prev - h, u[:F])
         if _dfti_compute(fwd_fn, step_fwd_plan, u_ptr, spec_ptr) != 0:
             return DFTI_FAILED
+        hs, inv = head_spectra[r], inv_norm[r]
         for k in range(bins):
             ar, ai = spec[2 * k], spec[2 * k + 1]
-            br, bi = head_spectra[r, 2 * k], head_spectra[r, 2 * k + 1]
+            br, bi = hs[2 * k], hs[2 * k + 1]
             spec[2 * k] = ar * br - ai * bi
             spec[2 * k + 1] = ar * bi + ai * br
         if _dfti_compute(bwd_fn, step_bwd_plan, spec_ptr, corr_ptr) != 0:
@@ -318,7 +337,7 @@ def shift_search(x, order, seg, S, F, b0, b1, prev, pref, lag_pref, neg_lag_pref
         # boundary), then their arg-max: the first maximum, or the first NaN as numpy's
         nan = False
         for j in range(n_lags):
-            v = corr[neg_lag_pref[j]] * inv_norm[r, j]
+            v = corr[neg_lag_pref[j]] * inv[j]
             spec[j] = v
             nan |= v != v
         best_j = 0

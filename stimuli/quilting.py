@@ -945,7 +945,7 @@ def _one_clip_setup(n_samples: int, sr: int, seg_ms: float, ordering: str, param
     work = _work_layout(((n_rows, n_fft), dt), ((n_rows, 2 * (n_fft // 2 + 1)), dt), ((1, n_rows, hi - lo), dt),
                         ((1, n_rows, p.n_mels), dt), ((1, n_seg, n_feat), dt), ((1, n_seg, n_feat), dt),
                         ((1, n_seg, n_feat), dt), ((n_heads, n_fft_join), dt), ((n_heads, 2 * bins), dt),
-                        ((n_heads, 2 * S + 1), dt), ((n_heads, 2 * S + 1), dt), ((4, W + 1), dt), ((2 * bins,), dt),
+                        ((n_heads, 2 * S + 1), dt), ((n_heads, 2 * S + 1), dt), ((8, W + 1), dt), ((2 * bins,), dt),
                         ((n_fft_join,), dt), ((n_fft_join,), dt))
     out = _OneClipSetup(p, starts, counts, first_rows, n_rows, rows[0], n_fft, window.numpy(), fb, lo, hi,
                         n_fft_join, block_rows, n_blocks, pref, pref + S, (n_fft_join - (pref + S)) % n_fft_join,
@@ -1086,10 +1086,12 @@ def quilt(x, sr: int, seg_ms: float, ordering: str = "kim2024", seed: int = 0,
     bit for bit.
 
     On the CPU (float32 or float64, with numba and torch's MKL FFTs, as in this project's
-    environment) it runs on compiled one-clip kernels (:func:`_quilt_one`), several times faster per
-    call than the batched path, whose torch calls are made for many clips and sizes at once; the
-    first call of a process loads them (about a second; they are compiled once per installation
-    and cached on disk). Elsewhere it is ``quilt_batch(x[None])[0]``.
+    environment) it runs on compiled one-clip kernels (:func:`_quilt_one`): per clip about as fast
+    as the batched path is on a batch of 16 clips and all sizes, where ``quilt_batch`` on one clip
+    and one size pays its torch calls' dispatch alone (``python -m bench --only quilting`` shows
+    both). The first call of a process loads the kernels from numba's disk cache (about a
+    second), or compiles them where there is none yet (some tens of seconds, once). Elsewhere
+    it is ``quilt_batch(x[None])[0]``.
 
     See :func:`quilt_batch` for the parameters and the module docstring for the algorithm.
     """
