@@ -924,16 +924,17 @@ class _OneClipSetup:
 
 @functools.lru_cache(maxsize=128)
 def _one_clip_setup(n_samples: int, sr: int, seg_ms: float, ordering: str, params: tuple,
-                    dtype: torch.dtype) -> _OneClipSetup:
+                    dtype: torch.dtype, chunk_elements: int) -> _OneClipSetup:
     """:class:`_OneClipSetup` of one clip of ``n_samples`` (``params``: the keyword overrides as sorted
-    items). Its arrays are shared: read-only."""
+    items; ``chunk_elements``: :data:`_CHUNK_ELEMENTS`, which sets the blocks of heads). Its arrays
+    are shared: read-only."""
     p = quilt_params(n_samples, sr, seg_ms, ordering, **dict(params))
     progressions, rows = _frame_progressions([p], [0])
     starts, _, counts, first_rows = (np.array(c, dtype=np.int64) for c in zip(*progressions))
     window, fb, lo, hi = _feature_constants(sr, p.win_samples, p.n_mels, dtype, torch.device("cpu"))
     S, F = p.max_shift_samples, p.fade_samples
     n_fft_join = fft_size(2 * S + F)
-    block_rows = max(1, _CHUNK_ELEMENTS // (16 * n_fft_join))       # the batched path's blocks of heads
+    block_rows = max(1, chunk_elements // (16 * n_fft_join))        # the batched path's blocks of heads
     n_blocks = -(-(p.n_seg - 1) // block_rows) if S > 0 and F > 0 else 0
     pref = _shift_preference(S)
     dt = torch.empty(0, dtype=dtype).numpy().dtype
@@ -1026,7 +1027,8 @@ def _quilt_one(x, sr: int, seg_ms: float, ordering: str, seed: int, device, dtyp
         if not np.issubdtype(x.dtype, np.floating):
             raise UserError("quilt audio must be floating point: convert int PCM with x / 32768.0")
         xn = np.ascontiguousarray(x, dtype=torch.empty(0, dtype=dtype).numpy().dtype)
-    c = _one_clip_setup(xn.shape[0], sr, float(seg_ms), ordering, tuple(sorted(params.items())), dtype)
+    c = _one_clip_setup(xn.shape[0], sr, float(seg_ms), ordering, tuple(sorted(params.items())), dtype,
+                        _CHUNK_ELEMENTS)
     p = c.p
     seg, n_seg, S, F = p.seg_samples, p.n_seg, p.max_shift_samples, p.fade_samples
     start = _start_segment(int(seed), 0, n_seg)

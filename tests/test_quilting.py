@@ -437,3 +437,17 @@ def test_bench_rows_show_the_per_call_row_beside_the_batched_row(monkeypatch):
     speedup = rows[what.index("quilting speed-up per call (quilt() over the lean reference)")]
     assert speedup["target"] == "≥ 10" and isinstance(speedup["ok"], bool)
     assert all(R.format_row(r) for r in rows)
+
+
+@pytest.mark.parametrize("chunk", [1, 16 * 432 * 5])
+def test_one_clip_path_with_several_blocks_of_heads(monkeypatch, chunk):
+    """Small working buffers: heads transformed one boundary, or five, at a time (with a remainder
+    block), in both paths: the same quilts."""
+    import stimuli.quilting as Q
+    _compiled_path_or_skip()
+    monkeypatch.setattr(Q, "_CHUNK_ELEMENTS", chunk)
+    sr = 8000
+    x = _signal(2 * sr, sr, 47)[0]
+    for ordering in ORDERINGS:
+        for ms in (50.0, 125.0):
+            _same_quilt(quilt(x, sr, ms, ordering, seed=6), quilt_batch(x[None], sr, ms, ordering, seed=6)[0])
