@@ -975,19 +975,14 @@ def _work_buffers(layout: tuple, nbytes: int) -> list:
     across one-clip quilts (grown when too small): no allocation per call, where the arrays would
     be a dozen. Each array starts on a 64-byte boundary, as torch's allocations do (MKL sees the
     same alignment as on the batched path). Valid until the thread's next one-clip quilt; never
-    returned to the caller. The arrays of the last few layouts are kept (views of the buffer)."""
-    raw = getattr(_WORKSPACE, "raw", None)
+    returned to the caller. Returns the arrays and whether the buffer was (re)allocated, which
+    makes the arrays of earlier layouts stale."""
+    raw, fresh = getattr(_WORKSPACE, "raw", None), False
     if raw is None or raw.size < nbytes + 64:
-        raw = _WORKSPACE.raw = np.empty(int(nbytes * 1.25) + 64, dtype=np.uint8)
-        _WORKSPACE.views = {}
-    views = _WORKSPACE.views.get(layout)
-    if views is None:
-        if len(_WORKSPACE.views) >= 16:
-            _WORKSPACE.views.clear()
-        base = -raw.ctypes.data % 64
-        views = _WORKSPACE.views[layout] = [np.ndarray(shape, dtype, buffer=raw, offset=base + at)
-                                            for shape, dtype, at in layout]
-    return views
+        raw, fresh = np.empty(int(nbytes * 1.25) + 64, dtype=np.uint8), True
+        _WORKSPACE.raw = raw
+    base = -raw.ctypes.data % 64
+    return [np.ndarray(shape, dtype, buffer=raw, offset=base + at) for shape, dtype, at in layout], fresh
 
 
 def _dfti_addresses(lib) -> tuple:
@@ -996,6 +991,55 @@ def _dfti_addresses(lib) -> tuple:
         _DFTI["addresses"] = (ctypes.cast(lib.DftiComputeForward, ctypes.c_void_p).value,
                               ctypes.cast(lib.DftiComputeBackward, ctypes.c_void_p).value)
     return _DFTI["addresses"]
+
+
+_NP_DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
+
+
+@dataclass
+class _OneClipCall:
+    """What :func:`_quilt_one` reuses from call to call in one thread for the same parameters:
+    the setup, the descriptors (kept alive here) and their handles, the work arrays and torch
+    views of those that torch reads or writes."""
+
+    setup: _OneClipSetup
+    plans: tuple
+    features_plan: int
+    step_plans: tuple
+    head_plans: np.ndarray
+    work: list
+    tensors: tuple
+
+
+def _one_clip_call(n_samples: int, sr: int, seg_ms: float, ordering: str, params: dict, dtype: torch.dtype):
+    """The thread's :class:`_OneClipCall` for these parameters (made on first use; None where a DFTI
+    descriptor is missing: the caller then runs the batched path)."""
+    key = (n_samples, sr, seg_ms, ordering, tuple(sorted(params.items())), dtype, _CHUNK_ELEMENTS,
+           torch.get_num_threads())
+    calls = _WORKSPACE.__dict__.setdefault("calls", {})
+    call = calls.get(key)
+    if call is not None:
+        return call
+    c = _one_clip_setup(n_samples, sr, seg_ms, ordering, key[4], dtype, _CHUNK_ELEMENTS)
+    cpu = torch.device("cpu")
+    fft = _RealFFT(c.n_fft_join, dtype, cpu)
+    n_b = c.p.n_seg - 1
+    plans = [_RealFFT(c.n_fft, dtype, cpu)._plan(c.n_rows, True)]
+    plans += [fft._plan(1, True), fft._plan(1, False)] if c.n_blocks else []
+    plans += [fft._plan(min(n_b, b0 + c.block_rows) - b0, True) for b0 in range(0, c.n_blocks * c.block_rows, c.block_rows)]
+    if any(plan is None for plan in plans):
+        return None
+    handles = [plan.handle.value for plan in plans]
+    work, fresh = _work_buffers(*c.work)
+    if fresh:                                       # the work memory moved: older calls' views are stale
+        calls.clear()
+    elif len(calls) >= 32:
+        calls.pop(next(iter(calls)))
+    frames, spectra, power, logmel, left, right, target = work[:7]
+    call = calls[key] = _OneClipCall(c, tuple(plans), handles[0], tuple(handles[1:3]) if c.n_blocks else (0, 0),
+                                     np.array(handles[3:] if c.n_blocks else [], dtype=np.int64), work,
+                                     tuple(torch.from_numpy(a) for a in (power, logmel, left, right, target)))
+    return call
 
 
 def _quilt_one(x, sr: int, seg_ms: float, ordering: str, seed: int, device, dtype: torch.dtype,
@@ -1011,9 +1055,10 @@ def _quilt_one(x, sr: int, seg_ms: float, ordering: str, seed: int, device, dtyp
     (:func:`~stimuli._quilt_kernels.border_features`); in torch, the distances of
     :func:`_order_cost`; then the greedy walk, the shifts (the batched path's blocks of heads) and
     the assembly (:func:`~stimuli._quilt_kernels.order_join_assemble`). The clip is read through its
-    mirror image where the batched path pads a copy.
+    mirror image where the batched path pads a copy. Everything that depends on the parameters
+    alone (constants, descriptors, work memory) is kept per thread (:func:`_one_clip_call`).
     """
-    if torch.device(device).type != "cpu" or dtype not in (torch.float32, torch.float64) or not _DFTI["ok"]:
+    if (dtype not in _NP_DTYPES or not _DFTI["ok"] or (device != "cpu" and torch.device(device).type != "cpu")):
         return None
     lib = _dfti_library()
     K = _one_clip_kernels(dtype) if lib is not None else None
@@ -1024,60 +1069,49 @@ def _quilt_one(x, sr: int, seg_ms: float, ordering: str, seed: int, device, dtyp
             raise UserError("quilt audio must be floating point: convert int PCM with x / 32768.0")
         xn = x.detach().to(device="cpu", dtype=dtype).contiguous().numpy()
     else:
-        if not np.issubdtype(x.dtype, np.floating):
+        if x.dtype.kind != "f":
             raise UserError("quilt audio must be floating point: convert int PCM with x / 32768.0")
-        xn = np.ascontiguousarray(x, dtype=torch.empty(0, dtype=dtype).numpy().dtype)
-    c = _one_clip_setup(xn.shape[0], sr, float(seg_ms), ordering, tuple(sorted(params.items())), dtype,
-                        _CHUNK_ELEMENTS)
+        xn = np.ascontiguousarray(x, dtype=_NP_DTYPES[dtype])
+    call = _one_clip_call(xn.shape[0], sr, float(seg_ms), ordering, params, dtype)
+    if call is None:
+        return None
+    c = call.setup
     p = c.p
     seg, n_seg, S, F = p.seg_samples, p.n_seg, p.max_shift_samples, p.fade_samples
     start = _start_segment(int(seed), 0, n_seg)
     if n_seg == 1:
         return Quilt(xn[:seg].astype(np.float32), np.array([start], dtype=np.int64), np.zeros(1, dtype=np.int64),
                      seg, S, F)
-    # the descriptors first: without one of them, the batched path runs instead
-    cpu = torch.device("cpu")
-    features_plan = _RealFFT(c.n_fft, dtype, cpu)._plan(c.n_rows, True)
-    fft = _RealFFT(c.n_fft_join, dtype, cpu)
-    n_b = n_seg - 1
-    plans = [fft._plan(1, True), fft._plan(1, False)] if c.n_blocks else []
-    plans += [fft._plan(min(n_b, b0 + c.block_rows) - b0, True) for b0 in range(0, c.n_blocks * c.block_rows, c.block_rows)]
-    if features_plan is None or any(plan is None for plan in plans):
-        return None
     fwd_fn, bwd_fn = _dfti_addresses(lib)
-
     (frames, spectra, power, logmel, left, right, target, heads, head_spectra, energy, inv_norm, sums, spec, u,
-     corr) = _work_buffers(*c.work)
+     corr) = call.work
+    power_t, logmel_t, left_t, right_t, target_t = call.tensors
     u[:] = 0
     dt = xn.dtype
     # border features: frames and power spectra compiled; mel weights and log10 in torch, as in
     # _border_features
     if K.border_power(xn, c.starts, c.counts, c.first_rows, seg, c.window, frames, spectra, power[0], c.lo,
-                      fwd_fn, features_plan.handle.value):
+                      fwd_fn, call.features_plan):
         raise RuntimeError("MKL DFTI compute failed")                        # pragma: no cover
-    logmel_t = torch.from_numpy(logmel)
-    torch.matmul(torch.from_numpy(power), c.fb, out=logmel_t)
+    torch.matmul(power_t, c.fb, out=logmel_t)
     logmel_t.add_(1e-10).log10_()
     overath = ordering == "overath"
     K.border_features(logmel[0], c.table, dt.type(10.0), overath, left[0], right[0], target[0])
     # the distances of _order_cost: Overath's ||L_j - (R_i + target_i)||, Kim's ||L_j - R_i|| and
     # ||target_i|| (torch.cdist's own computation for these inputs, without its wrapper)
-    left_t, right_t = torch.from_numpy(left), torch.from_numpy(right)
     if dtype == torch.float64 or not hasattr(torch, "_euclidean_dist"):
         mode = "donot_use_mm_for_euclid_dist" if dtype == torch.float64 else "use_mm_for_euclid_dist"
         cost = torch.cdist(right_t, left_t, compute_mode=mode)[0].numpy()
     else:
         cost = torch._euclidean_dist(right_t, left_t)[0].numpy()
-    offset = np.empty(0, dtype=dt) if overath else torch.linalg.vector_norm(torch.from_numpy(target), 2, -1).numpy()[0]
+    offset = np.empty(0, dtype=dt) if overath else torch.linalg.vector_norm(target_t, 2, -1).numpy()[0]
 
     # the ordering, the shifts and the quilt
     order, shifts = np.empty(n_seg, dtype=np.int64), np.zeros(n_seg, dtype=np.int64)
     audio = np.empty(n_seg * seg, dtype=np.float32)
-    handles = np.array([plan.handle.value for plan in plans], dtype=np.int64)
-    step_fwd, step_bwd = (int(handles[0]), int(handles[1])) if c.n_blocks else (0, 0)
-    if K.order_join_assemble(cost, offset, start, xn, seg, S, F, c.block_rows, handles[2:], c.pref, c.lag_pref,
+    if K.order_join_assemble(cost, offset, start, xn, seg, S, F, c.block_rows, call.head_plans, c.pref, c.lag_pref,
                              c.neg_lag_pref, c.tiny, heads, head_spectra, energy, inv_norm, sums, u, spec, corr,
-                             fwd_fn, bwd_fn, step_fwd, step_bwd, c.weights, order, shifts, audio):
+                             fwd_fn, bwd_fn, call.step_plans[0], call.step_plans[1], c.weights, order, shifts, audio):
         raise RuntimeError("MKL DFTI compute failed")                        # pragma: no cover
     return Quilt(audio, order, shifts, seg, S, F)
 
