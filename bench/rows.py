@@ -62,8 +62,9 @@ def bench_quilting() -> list[dict]:
             row("quilting, one clip per call (quilt()), all six sizes", round(one["ms_per_clip"], 2), "ms/clip",
                 "≥ 10× faster than the per-boundary NumPy reference",
                 note=f"one 10-s clip, six quilt() calls (one per size; ms per call {per_call}); CPU time, median of "
-                     f"{one['repeats']} runs alternating with runs of the reference; {path}; identical to "
-                     f"quilt_batch(x[None])[0] for {one['identical_to_batch']:.0%} of the sizes"),
+                     f"{one['repeats']} runs alternating with runs of the reference (median user / system time "
+                     f"{one['user_ms_per_clip']['quilt']:.2f} / {one['sys_ms_per_clip']['quilt']:.2f} ms); {path}; "
+                     f"identical to quilt_batch(x[None])[0] for {one['identical_to_batch']:.0%} of the sizes"),
             row("quilting, lean per-boundary NumPy reference (np.convolve)", round(ref, 1), "ms/clip",
                 "issue: about 105 ms on this hardware",
                 note=f"the same {r['n_reference_clips']} clips; median user / system time {user['reference']:.1f} / "

@@ -121,33 +121,35 @@ def complex_product(a, b, out):
 
 
 @njit(cache=True, nogil=True)
-def border_power(x, starts, counts, first_rows, step, window, frames, spectra, power, lo,
-                 fwd_fn, fwd_plan):
+def border_power(x, row_starts, window, frames, spectra, power, lo, fwd_fn, chunk_plan, last_plan):
     """Power spectra of the border frames of one clip, bins ``lo : lo + power.shape[1]``.
 
-    Progression ``p`` holds the frames ``x[starts[p] + k * step :][:win] * window``,
-    ``k < counts[p]``, in rows ``first_rows[p] + k`` of ``frames`` (rows of n_fft samples, zero
-    beyond ``win``). All rows are transformed by one DFTI call (descriptor ``fwd_plan`` for all
-    ``frames.shape[0]`` rows, into ``spectra`` viewed as interleaved pairs), then
-    ``power = re * re + im * im``. Returns the DFTI status (0: success)."""
+    Frame ``r`` is ``x[row_starts[r] :][:win] * window``, zero-padded to n_fft. The frames are
+    windowed and transformed ``chunk = frames.shape[0]`` at a time (so that the frames and their
+    spectra stay in a core's cache), by one DFTI call per chunk (descriptor ``chunk_plan``,
+    ``last_plan`` for a shorter last chunk) into ``spectra`` (interleaved pairs), then ``power[r] =
+    re * re + im * im``. Returns the DFTI status (0: success)."""
     # (the loops run over 1-D views of rows: numba's 2-D indexing keeps LLVM from vectorising them)
     win, n_fft, n_bins = window.shape[0], frames.shape[1], power.shape[1]
-    for p in range(starts.shape[0]):
-        for k in range(counts[p]):
-            row, at = frames[first_rows[p] + k], starts[p] + k * step
+    n_rows, chunk = row_starts.shape[0], frames.shape[0]
+    for r0 in range(0, n_rows, chunk):
+        rows = min(chunk, n_rows - r0)
+        for r in range(rows):
+            row, at = frames[r], row_starts[r0 + r]
             xs = x[at: at + win]
             for i in range(win):
                 row[i] = xs[i] * window[i]
             for i in range(win, n_fft):
                 row[i] = 0
-    status = _dfti_compute(fwd_fn, fwd_plan, frames.ctypes.data, spectra.ctypes.data)
-    if status != 0:
-        return status
-    for r in range(power.shape[0]):
-        sp, pw = spectra[r, 2 * lo: 2 * (lo + n_bins)], power[r]
-        for b in range(n_bins):
-            re, im = sp[2 * b], sp[2 * b + 1]
-            pw[b] = re * re + im * im
+        status = _dfti_compute(fwd_fn, chunk_plan if rows == chunk else last_plan, frames.ctypes.data,
+                               spectra.ctypes.data)
+        if status != 0:
+            return status
+        for r in range(rows):
+            sp, pw = spectra[r, 2 * lo: 2 * (lo + n_bins)], power[r0 + r]
+            for b in range(n_bins):
+                re, im = sp[2 * b], sp[2 * b + 1]
+                pw[b] = re * re + im * im
     return 0
 
 

@@ -892,19 +892,42 @@ def _one_clip_kernels(dtype: torch.dtype = torch.float32):
     return K
 
 
+#: Border frames per DFTI call on the one-clip path: about 150 kB of frames and as much spectra
+#: at 22,050 Hz, in a core's L2 cache (all 800 frames of 50-ms segments at once are 3.7 MB).
+_FRAME_CHUNK = 64
+
+
+@functools.lru_cache(maxsize=64)
+def _chunks_match(n_fft: int, dtype: torch.dtype, rows: int, chunk: int) -> bool:
+    """Whether ``rows`` rows transformed ``chunk`` at a time (the last chunk shorter) give the
+    numbers of one transform of all ``rows`` (the batched path's), checked on random rows. MKL
+    transforms each row alike whatever the number of rows, so this holds where it has been
+    checked; a build where it does not keeps the one-clip path on single transforms."""
+    fft = _RealFFT(n_fft, dtype, torch.device("cpu"))
+    if not fft.direct:
+        return False
+    x = torch.randn((rows, n_fft), dtype=dtype, generator=torch.Generator().manual_seed(rows))
+    whole = fft.rfft(x, out=torch.empty((rows, n_fft // 2 + 1), dtype=fft.spectrum_dtype))
+    parts = torch.empty_like(whole)
+    for r0 in range(0, rows, chunk):
+        r1 = min(rows, r0 + chunk)
+        fft.rfft(x[r0:r1], out=parts[r0:r1])
+    return bool(torch.equal(whole, parts)) and fft.direct
+
+
 @dataclass(frozen=True)
 class _OneClipSetup:
     """What :func:`_quilt_one` derives from the parameters alone (cached per parameters): the
-    frame layout of :func:`_border_features` for one size (progressions ``starts``, ``counts``,
-    ``first_rows``; ``table`` (2, n_seg, border_frames): the row of each left / right border frame),
+    frame layout of :func:`_border_features` for one size (``row_starts``: the first sample of each
+    frame row, transformed ``frame_chunk`` rows at a time; ``table`` (2, n_seg, border_frames):
+    the row of each left / right border frame),
     the window and the weighting mel rows ``lo:hi`` (:func:`_feature_constants`), the shift search's
     FFT length, head blocks and shift preference, the fade weights and the silence threshold."""
 
     p: QuiltParams
-    starts: np.ndarray
-    counts: np.ndarray
-    first_rows: np.ndarray
+    row_starts: np.ndarray
     n_rows: int
+    frame_chunk: int
     table: np.ndarray
     n_fft: int
     window: np.ndarray
@@ -924,13 +947,19 @@ class _OneClipSetup:
 
 @functools.lru_cache(maxsize=128)
 def _one_clip_setup(n_samples: int, sr: int, seg_ms: float, ordering: str, params: tuple,
-                    dtype: torch.dtype, chunk_elements: int) -> _OneClipSetup:
+                    dtype: torch.dtype, chunk_elements: int, frame_chunk: int) -> _OneClipSetup:
     """:class:`_OneClipSetup` of one clip of ``n_samples`` (``params``: the keyword overrides as sorted
-    items; ``chunk_elements``: :data:`_CHUNK_ELEMENTS`, which sets the blocks of heads). Its arrays
-    are shared: read-only."""
+    items; ``chunk_elements``: :data:`_CHUNK_ELEMENTS`, which sets the blocks of heads;
+    ``frame_chunk``: :data:`_FRAME_CHUNK`). Its arrays are shared: read-only."""
     p = quilt_params(n_samples, sr, seg_ms, ordering, **dict(params))
     progressions, rows = _frame_progressions([p], [0])
-    starts, _, counts, first_rows = (np.array(c, dtype=np.int64) for c in zip(*progressions))
+    n_rows = sum(count for _, _, count, _ in progressions)
+    row_starts = np.empty(n_rows, dtype=np.int64)
+    for start, step, count, first in progressions:
+        row_starts[first: first + count] = start + step * np.arange(count)
+    n_fft = fft_size(p.win_samples)
+    if n_rows <= frame_chunk or not _chunks_match(n_fft, dtype, n_rows, frame_chunk):
+        frame_chunk = n_rows                                        # one transform of all frames
     window, fb, lo, hi = _feature_constants(sr, p.win_samples, p.n_mels, dtype, torch.device("cpu"))
     S, F = p.max_shift_samples, p.fade_samples
     n_fft_join = fft_size(2 * S + F)
@@ -941,18 +970,17 @@ def _one_clip_setup(n_samples: int, sr: int, seg_ms: float, ordering: str, param
     # work arrays: frames and spectra of the border features, their power and log-mel, the features
     # and targets; per block of boundaries the heads, their spectra, energies, norms and running
     # sums; one boundary's continuation, spectrum and correlation
-    n_rows, n_fft, n_seg, W = int(counts.sum()), fft_size(p.win_samples), p.n_seg, 2 * S + F
+    n_seg, W = p.n_seg, 2 * S + F
     n_feat, bins, n_heads = rows[0].shape[2] * p.n_mels, n_fft_join // 2 + 1, max(1, min(block_rows, p.n_seg - 1))
-    work = _work_layout(((n_rows, n_fft), dt), ((n_rows, 2 * (n_fft // 2 + 1)), dt), ((1, n_rows, hi - lo), dt),
+    work = _work_layout(((frame_chunk, n_fft), dt), ((frame_chunk, 2 * (n_fft // 2 + 1)), dt), ((1, n_rows, hi - lo), dt),
                         ((1, n_rows, p.n_mels), dt), ((1, n_seg, n_feat), dt), ((1, n_seg, n_feat), dt),
                         ((1, n_seg, n_feat), dt), ((n_heads, n_fft_join), dt), ((n_heads, 2 * bins), dt),
                         ((n_heads, 2 * S + 1), dt), ((n_heads, 2 * S + 1), dt), ((8, W + 1), dt), ((2 * bins,), dt),
                         ((n_fft_join,), dt), ((n_fft_join,), dt))
-    out = _OneClipSetup(p, starts, counts, first_rows, n_rows, rows[0], n_fft, window.numpy(), fb, lo, hi,
+    out = _OneClipSetup(p, row_starts, n_rows, frame_chunk, rows[0], n_fft, window.numpy(), fb, lo, hi,
                         n_fft_join, block_rows, n_blocks, pref, pref + S, (n_fft_join - (pref + S)) % n_fft_join,
                         raised_cosine(F).astype(dt), dt.type(1e-20 if dtype == torch.float64 else 1e-12), work)
-    for a in (out.starts, out.counts, out.first_rows, out.table, out.pref, out.lag_pref, out.neg_lag_pref,
-              out.weights):
+    for a in (out.row_starts, out.table, out.pref, out.lag_pref, out.neg_lag_pref, out.weights):
         a.flags.writeable = False
     return out
 
@@ -1004,7 +1032,7 @@ class _OneClipCall:
 
     setup: _OneClipSetup
     plans: tuple
-    features_plan: int
+    frame_plans: tuple
     step_plans: tuple
     head_plans: np.ndarray
     work: list
@@ -1014,30 +1042,32 @@ class _OneClipCall:
 def _one_clip_call(n_samples: int, sr: int, seg_ms: float, ordering: str, params: dict, dtype: torch.dtype):
     """The thread's :class:`_OneClipCall` for these parameters (made on first use; None where a DFTI
     descriptor is missing: the caller then runs the batched path)."""
-    key = (n_samples, sr, seg_ms, ordering, tuple(sorted(params.items())), dtype, _CHUNK_ELEMENTS,
+    key = (n_samples, sr, seg_ms, ordering, tuple(sorted(params.items())), dtype, _CHUNK_ELEMENTS, _FRAME_CHUNK,
            torch.get_num_threads())
     calls = _WORKSPACE.__dict__.setdefault("calls", {})
     call = calls.get(key)
     if call is not None:
         return call
-    c = _one_clip_setup(n_samples, sr, seg_ms, ordering, key[4], dtype, _CHUNK_ELEMENTS)
+    c = _one_clip_setup(n_samples, sr, seg_ms, ordering, key[4], dtype, _CHUNK_ELEMENTS, _FRAME_CHUNK)
     cpu = torch.device("cpu")
     fft = _RealFFT(c.n_fft_join, dtype, cpu)
     n_b = c.p.n_seg - 1
-    plans = [_RealFFT(c.n_fft, dtype, cpu)._plan(c.n_rows, True)]
+    frames_fft, last = _RealFFT(c.n_fft, dtype, cpu), c.n_rows % c.frame_chunk or c.frame_chunk
+    plans = [frames_fft._plan(c.frame_chunk, True), frames_fft._plan(last, True)]
     plans += [fft._plan(1, True), fft._plan(1, False)] if c.n_blocks else []
     plans += [fft._plan(min(n_b, b0 + c.block_rows) - b0, True) for b0 in range(0, c.n_blocks * c.block_rows, c.block_rows)]
     if any(plan is None for plan in plans):
         return None
     handles = [plan.handle.value for plan in plans]
+    frame_plans, handles = tuple(handles[:2]), handles[2:]                # then the steps' and the heads
     work, fresh = _work_buffers(*c.work)
     if fresh:                                       # the work memory moved: older calls' views are stale
         calls.clear()
     elif len(calls) >= 32:
         calls.pop(next(iter(calls)))
     frames, spectra, power, logmel, left, right, target = work[:7]
-    call = calls[key] = _OneClipCall(c, tuple(plans), handles[0], tuple(handles[1:3]) if c.n_blocks else (0, 0),
-                                     np.array(handles[3:] if c.n_blocks else [], dtype=np.int64), work,
+    call = calls[key] = _OneClipCall(c, tuple(plans), frame_plans, tuple(handles[:2]) if c.n_blocks else (0, 0),
+                                     np.array(handles[2:] if c.n_blocks else [], dtype=np.int64), work,
                                      tuple(torch.from_numpy(a) for a in (power, logmel, left, right, target)))
     return call
 
@@ -1056,7 +1086,9 @@ def _quilt_one(x, sr: int, seg_ms: float, ordering: str, seed: int, device, dtyp
     :func:`_order_cost`; then the greedy walk, the shifts (the batched path's blocks of heads) and
     the assembly (:func:`~stimuli._quilt_kernels.order_join_assemble`). The clip is read through its
     mirror image where the batched path pads a copy. Everything that depends on the parameters
-    alone (constants, descriptors, work memory) is kept per thread (:func:`_one_clip_call`).
+    alone (constants, descriptors, work memory) is kept per thread (:func:`_one_clip_call`): the
+    work memory is that of the largest quilt so far, about 10 MB for a 10-s clip at 22,050 Hz in
+    50-ms segments.
     """
     if (dtype not in _NP_DTYPES or not _DFTI["ok"] or (device != "cpu" and torch.device(device).type != "cpu")):
         return None
@@ -1090,8 +1122,7 @@ def _quilt_one(x, sr: int, seg_ms: float, ordering: str, seed: int, device, dtyp
     dt = xn.dtype
     # border features: frames and power spectra compiled; mel weights and log10 in torch, as in
     # _border_features
-    if K.border_power(xn, c.starts, c.counts, c.first_rows, seg, c.window, frames, spectra, power[0], c.lo,
-                      fwd_fn, call.features_plan):
+    if K.border_power(xn, c.row_starts, c.window, frames, spectra, power[0], c.lo, fwd_fn, *call.frame_plans):
         raise RuntimeError("MKL DFTI compute failed")                        # pragma: no cover
     torch.matmul(power_t, c.fb, out=logmel_t)
     logmel_t.add_(1e-10).log10_()
@@ -1500,7 +1531,9 @@ def benchmark_quilt_per_call(sr: int = 22050, clip_s: float = 10.0, seg_ms=KIM_S
     dict
         ``ms_per_clip`` (quilt(), all sizes, median), ``ms_per_clip_reference``, ``speedup``
         (reference / quilt()), ``ms_per_call`` and ``ms_per_call_reference`` (``{seg_ms: median}``),
-        ``wall_ms_per_clip`` (``{"quilt": ..., "reference": ...}``), the per-repeat times,
+        ``wall_ms_per_clip``, ``user_ms_per_clip`` and ``sys_ms_per_clip`` (medians,
+        ``{"quilt": ..., "reference": ...}``; user and system time from the kernel's split, see
+        :func:`benchmark_quilting`), the per-repeat times,
         ``warmup_s``, ``path`` (``"compiled"``: the numba kernels; ``"torch"``: the batched path, numba
         or the MKL descriptors missing), ``identical_to_batch`` (fraction of sizes whose quilt
         equals the batched path's) and the settings.
@@ -1516,13 +1549,14 @@ def benchmark_quilt_per_call(sr: int = 22050, clip_s: float = 10.0, seg_ms=KIM_S
         runs = {"quilt": lambda ms: quilt(x, sr, ms, ordering, seed),
                 "reference": lambda ms: reference_quilt_lean(x, sr, ms, ordering, seed)}
         per_call = {k: {float(ms): [] for ms in seg_ms} for k in runs}
-        cpu, wall = ({k: [] for k in runs} for _ in range(2))
+        cpu, wall, user, system = ({k: [] for k in runs} for _ in range(4))
         got = {}
         for _ in range(max(1, repeats)):
             for name, run in runs.items():
                 for ms in seg_ms:
                     got[name, float(ms)] = None                   # free the previous repeat's quilts first
                 total = [0.0, 0.0]
+                u0, s0 = _cpu_times()
                 for ms in seg_ms:
                     w0, c0 = time.perf_counter(), time.process_time()
                     got[name, float(ms)] = run(ms)
@@ -1530,8 +1564,11 @@ def benchmark_quilt_per_call(sr: int = 22050, clip_s: float = 10.0, seg_ms=KIM_S
                     per_call[name][float(ms)].append(1e3 * (c1 - c0))
                     total[0] += 1e3 * (c1 - c0)
                     total[1] += 1e3 * (w1 - w0)
+                u1, s1 = _cpu_times()
                 cpu[name].append(total[0])
                 wall[name].append(total[1])
+                user[name].append(1e3 * (u1 - u0))
+                system[name].append(1e3 * (s1 - s0))
     finally:
         torch.set_num_threads(old_threads)
     identical = []
@@ -1544,6 +1581,8 @@ def benchmark_quilt_per_call(sr: int = 22050, clip_s: float = 10.0, seg_ms=KIM_S
                 ms_per_call={ms: float(np.median(v)) for ms, v in per_call["quilt"].items()},
                 ms_per_call_reference={ms: float(np.median(v)) for ms, v in per_call["reference"].items()},
                 wall_ms_per_clip={k: float(np.median(v)) for k, v in wall.items()},
+                user_ms_per_clip={k: float(np.median(v)) for k, v in user.items()},
+                sys_ms_per_clip={k: float(np.median(v)) for k, v in system.items()},
                 ms_per_repeat=cpu["quilt"], reference_ms_per_repeat=cpu["reference"], warmup_s=warmup_s,
                 path="compiled" if _DFTI["ok"] and _dfti_library() and _one_clip_kernels() else "torch",
                 identical_to_batch=float(np.mean(identical)), sr=sr, clip_s=clip_s, seg_ms=tuple(seg_ms),

@@ -421,6 +421,7 @@ def test_per_call_benchmark_reports_the_fields_of_its_rows():
     assert r["timer"] == "process_time" and set(r["wall_ms_per_clip"]) == {"quilt", "reference"}
     assert r["warmup_s"] >= 0 and r["repeats"] == 1 and len(r["ms_per_repeat"]) == 1
     assert r["path"] in ("compiled", "torch") and r["identical_to_batch"] == 1.0
+    assert set(r["user_ms_per_clip"]) == set(r["sys_ms_per_clip"]) == {"quilt", "reference"}
 
 
 def test_bench_rows_show_the_per_call_row_beside_the_batched_row(monkeypatch):
@@ -451,3 +452,17 @@ def test_one_clip_path_with_several_blocks_of_heads(monkeypatch, chunk):
     for ordering in ORDERINGS:
         for ms in (50.0, 125.0):
             _same_quilt(quilt(x, sr, ms, ordering, seed=6), quilt_batch(x[None], sr, ms, ordering, seed=6)[0])
+
+
+@pytest.mark.parametrize("frame_chunk", [1, 7, 10**6])
+def test_one_clip_path_frames_in_chunks_or_at_once(monkeypatch, frame_chunk):
+    """The border frames transformed a chunk at a time (the last one shorter) or all at once: the
+    batched path's features (which transforms all frames at once), so the same quilts."""
+    import stimuli.quilting as Q
+    _compiled_path_or_skip()
+    monkeypatch.setattr(Q, "_FRAME_CHUNK", frame_chunk)
+    sr = 8000
+    x = _signal(2 * sr, sr, 53)[0]
+    for ordering in ORDERINGS:
+        _same_quilt(quilt(x, sr, 50.0, ordering, seed=8), quilt_batch(x[None], sr, 50.0, ordering, seed=8)[0])
+    assert Q._chunks_match(Q.fft_size(Q.quilt_params(len(x), sr, 50.0).win_samples), torch.float32, 160, 7)
