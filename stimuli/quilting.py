@@ -1533,7 +1533,7 @@ def benchmark_quilt_per_call(sr: int = 22050, clip_s: float = 10.0, seg_ms=KIM_S
         (reference / quilt()), ``ms_per_call`` and ``ms_per_call_reference`` (``{seg_ms: median}``),
         ``wall_ms_per_clip``, ``user_ms_per_clip`` and ``sys_ms_per_clip`` (medians,
         ``{"quilt": ..., "reference": ...}``; user and system time from the kernel's split, see
-        :func:`benchmark_quilting`), the per-repeat times,
+        :func:`benchmark_quilting`), ``speedup_user`` (the ratio in user time alone), the per-repeat times,
         ``warmup_s``, ``path`` (``"compiled"``: the numba kernels; ``"torch"``: the batched path, numba
         or the MKL descriptors missing), ``identical_to_batch`` (fraction of sizes whose quilt
         equals the batched path's) and the settings.
@@ -1583,6 +1583,7 @@ def benchmark_quilt_per_call(sr: int = 22050, clip_s: float = 10.0, seg_ms=KIM_S
                 wall_ms_per_clip={k: float(np.median(v)) for k, v in wall.items()},
                 user_ms_per_clip={k: float(np.median(v)) for k, v in user.items()},
                 sys_ms_per_clip={k: float(np.median(v)) for k, v in system.items()},
+                speedup_user=_ratio(float(np.median(user["reference"])), float(np.median(user["quilt"]))),
                 ms_per_repeat=cpu["quilt"], reference_ms_per_repeat=cpu["reference"], warmup_s=warmup_s,
                 path="compiled" if _DFTI["ok"] and _dfti_library() and _one_clip_kernels() else "torch",
                 identical_to_batch=float(np.mean(identical)), sr=sr, clip_s=clip_s, seg_ms=tuple(seg_ms),

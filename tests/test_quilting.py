@@ -422,6 +422,7 @@ def test_per_call_benchmark_reports_the_fields_of_its_rows():
     assert r["warmup_s"] >= 0 and r["repeats"] == 1 and len(r["ms_per_repeat"]) == 1
     assert r["path"] in ("compiled", "torch") and r["identical_to_batch"] == 1.0
     assert set(r["user_ms_per_clip"]) == set(r["sys_ms_per_clip"]) == {"quilt", "reference"}
+    assert r["speedup_user"] > 0 or np.isnan(r["speedup_user"])
 
 
 def test_bench_rows_show_the_per_call_row_beside_the_batched_row(monkeypatch):
