@@ -252,7 +252,6 @@ def shift_search(x, order, seg, S, F, b0, b1, prev, pref, lag_pref, neg_lag_pref
     irfft(spec)`` (``step_fwd_plan`` / ``step_bwd_plan``: one row), and the shift
     ``pref[argmax_j corr[neg_lag_pref[j]] * inv_norm[i, j]]`` (the first maximum). Spectra are
     complex arrays viewed as interleaved (real, imag) pairs."""
-    n = x.shape[0]
     h = F // 2
     W = 2 * S + F
     n_fft = heads.shape[1]
@@ -273,7 +272,8 @@ def shift_search(x, order, seg, S, F, b0, b1, prev, pref, lag_pref, neg_lag_pref
     for r in range(0, rows, 8):
         last = rows - 1
         h0, h1, h2, h3 = heads[r], heads[min(r + 1, last)], heads[min(r + 2, last)], heads[min(r + 3, last)]
-        h4, h5, h6, h7 = heads[min(r + 4, last)], heads[min(r + 5, last)], heads[min(r + 6, last)], heads[min(r + 7, last)]
+        h4, h5 = heads[min(r + 4, last)], heads[min(r + 5, last)]
+        h6, h7 = heads[min(r + 6, last)], heads[min(r + 7, last)]
         s0, s1, s2, s3, s4, s5, s6, s7 = sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], sums[6], sums[7]
         s0[0] = s1[0] = s2[0] = s3[0] = s4[0] = s5[0] = s6[0] = s7[0] = 0
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0

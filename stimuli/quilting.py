@@ -972,11 +972,12 @@ def _one_clip_setup(n_samples: int, sr: int, seg_ms: float, ordering: str, param
     # sums; one boundary's continuation, spectrum and correlation
     n_seg, W = p.n_seg, 2 * S + F
     n_feat, bins, n_heads = rows[0].shape[2] * p.n_mels, n_fft_join // 2 + 1, max(1, min(block_rows, p.n_seg - 1))
-    work = _work_layout(((frame_chunk, n_fft), dt), ((frame_chunk, 2 * (n_fft // 2 + 1)), dt), ((1, n_rows, hi - lo), dt),
-                        ((1, n_rows, p.n_mels), dt), ((1, n_seg, n_feat), dt), ((1, n_seg, n_feat), dt),
-                        ((1, n_seg, n_feat), dt), ((n_heads, n_fft_join), dt), ((n_heads, 2 * bins), dt),
-                        ((n_heads, 2 * S + 1), dt), ((n_heads, 2 * S + 1), dt), ((8, W + 1), dt), ((2 * bins,), dt),
-                        ((n_fft_join,), dt), ((n_fft_join,), dt))
+    work = _work_layout(((frame_chunk, n_fft), dt), ((frame_chunk, 2 * (n_fft // 2 + 1)), dt),
+                        ((1, n_rows, hi - lo), dt), ((1, n_rows, p.n_mels), dt),
+                        ((1, n_seg, n_feat), dt), ((1, n_seg, n_feat), dt), ((1, n_seg, n_feat), dt),
+                        ((n_heads, n_fft_join), dt), ((n_heads, 2 * bins), dt),
+                        ((n_heads, 2 * S + 1), dt), ((n_heads, 2 * S + 1), dt), ((8, W + 1), dt),
+                        ((2 * bins,), dt), ((n_fft_join,), dt), ((n_fft_join,), dt))
     out = _OneClipSetup(p, row_starts, n_rows, frame_chunk, rows[0], n_fft, window.numpy(), fb, lo, hi,
                         n_fft_join, block_rows, n_blocks, pref, pref + S, (n_fft_join - (pref + S)) % n_fft_join,
                         raised_cosine(F).astype(dt), dt.type(1e-20 if dtype == torch.float64 else 1e-12), work)
@@ -1055,7 +1056,8 @@ def _one_clip_call(n_samples: int, sr: int, seg_ms: float, ordering: str, params
     frames_fft, last = _RealFFT(c.n_fft, dtype, cpu), c.n_rows % c.frame_chunk or c.frame_chunk
     plans = [frames_fft._plan(c.frame_chunk, True), frames_fft._plan(last, True)]
     plans += [fft._plan(1, True), fft._plan(1, False)] if c.n_blocks else []
-    plans += [fft._plan(min(n_b, b0 + c.block_rows) - b0, True) for b0 in range(0, c.n_blocks * c.block_rows, c.block_rows)]
+    plans += [fft._plan(min(n_b, b0 + c.block_rows) - b0, True)
+              for b0 in range(0, c.n_blocks * c.block_rows, c.block_rows)]
     if any(plan is None for plan in plans):
         return None
     handles = [plan.handle.value for plan in plans]
@@ -1574,7 +1576,8 @@ def benchmark_quilt_per_call(sr: int = 22050, clip_s: float = 10.0, seg_ms=KIM_S
     identical = []
     for ms in seg_ms:
         a, b = got["quilt", float(ms)], quilt_batch(x[None], sr, ms, ordering, seed)[0]
-        identical.append(all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("order", "shifts_samples", "audio")))
+        identical.append(all(np.array_equal(getattr(a, f), getattr(b, f))
+                             for f in ("order", "shifts_samples", "audio")))
     med = {k: float(np.median(v)) for k, v in cpu.items()}
     return dict(ms_per_clip=med["quilt"], ms_per_clip_reference=med["reference"],
                 speedup=_ratio(med["reference"], med["quilt"]), timer="process_time",
