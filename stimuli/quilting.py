@@ -42,10 +42,23 @@ Conventions used here (both orderings)
 Every output sample outside the fades is therefore a sample of its slot's segment displaced by at
 most ``max_shift_samples``, each segment is used exactly once, and a one-segment quilt is the
 source itself.
+
+One clip at one size (:func:`quilt`)
+------------------------------------
+The batched path's torch calls each cost microseconds of dispatch whatever their size, which a batch
+of clips and sizes shares but a single quilt pays alone (one call to :func:`quilt_batch` per
+size for one 10-s clip was only about 1.2-2x the lean NumPy reference). :func:`quilt` therefore runs
+one clip on compiled numba kernels (:mod:`stimuli._quilt_kernels`): a handful of calls per quilt,
+each looping over the samples, the FFTs on the same MKL descriptors, the mel weighting, ``log10``
+and distances still in torch on the batched path's shapes, so that its orders, shifts and audio are
+the batched path's bit for bit (see that module for why each step rounds the same). Without numba
+or MKL it is the batched path.
 """
 from __future__ import annotations
 
 import ctypes
+import functools
+import math
 import os
 import threading
 import time
@@ -428,6 +441,19 @@ def _frame_progressions(plist: list, members: list) -> tuple:
     return kept, rows
 
 
+@functools.lru_cache(maxsize=64)
+def _feature_constants(sr: int, win: int, n_mels: int, dtype: torch.dtype, device: torch.device) -> tuple:
+    """``(window, fb, lo, hi)`` of the border features: the Hann window of ``win`` samples and rows
+    ``lo:hi`` of the mel filterbank, the FFT bins that it weights (bins above min(8 kHz, sr/2)
+    weigh nothing), as tensors. Cached (a one-clip quilt spent a tenth of its time rebuilding them):
+    callers must not modify them."""
+    window = torch.hann_window(win, periodic=False, dtype=dtype, device=device)
+    fb = mel_filterbank(sr, fft_size(win), n_mels)
+    weighted = np.flatnonzero(fb.any(axis=1))
+    lo, hi = (int(weighted[0]), int(weighted[-1]) + 1) if weighted.size else (0, 1)
+    return window, torch.as_tensor(fb[lo:hi], dtype=dtype, device=device), lo, hi
+
+
 def _border_features(x: torch.Tensor, plist: list, sr: int) -> list:
     """Left and right border log-mels of every segment for each of ``plist``: a list of
     ``(left, right)``, each (n, n_seg, border_frames * n_mels).
@@ -445,11 +471,7 @@ def _border_features(x: torch.Tensor, plist: list, sr: int) -> list:
         progressions, rows = _frame_progressions(plist, members)
         n_rows = sum(count for _, _, count, _ in progressions)
         n_fft = fft_size(win)
-        window = torch.hann_window(win, periodic=False, dtype=x.dtype, device=x.device)
-        fb = mel_filterbank(sr, n_fft, n_mels)
-        weighted = np.flatnonzero(fb.any(axis=1))             # bins above min(8 kHz, sr/2) weigh nothing
-        lo, hi = (int(weighted[0]), int(weighted[-1]) + 1) if weighted.size else (0, 1)
-        fb = torch.as_tensor(fb[lo:hi], dtype=x.dtype, device=x.device)
+        window, fb, lo, hi = _feature_constants(sr, win, n_mels, x.dtype, x.device)
         # clips in chunks, so that the frame buffer, its spectrum and the power spectrum (all live at
         # once) stay cache-sized: a quarter of _CHUNK_ELEMENTS, about one 10-s clip at 22,050 Hz.
         # Only the zero padding of the frame buffer needs clearing, the frames overwrite the rest.
@@ -514,6 +536,28 @@ def _window_sum(c: torch.Tensor, F: int) -> torch.Tensor:
     """
     c.cumsum_(dim=-1)
     return c[..., F:] - c[..., : c.shape[-1] - F]
+
+
+def _spectrum_buffer(rows: int, bins: int, dtype: torch.dtype, device: torch.device) -> tuple:
+    """``(spectra, flat)``: a contiguous (rows, bins) complex buffer and the flat storage under it,
+    16 zeroed elements longer, for :func:`_padded_product`."""
+    flat = torch.empty(rows * bins + 16, dtype=dtype, device=device)
+    flat[rows * bins:] = 0
+    return flat[: rows * bins].view(rows, bins), flat
+
+
+def _padded_product(flat_a: torch.Tensor, a0: int, flat_b: torch.Tensor, b0: int, count: int) -> None:
+    """``flat_a[a0 : a0 + count] *= flat_b[b0 : b0 + count]``, run over ``count`` rounded up to a
+    multiple of 16 elements (the extra ones are slack of :func:`_spectrum_buffer`).
+
+    Whole 16-element blocks keep torch's complex product in its vector loop, which rounds each
+    of ``ar br, ai bi, ar bi, ai br`` and then their sum or difference; its scalar remainder loop is
+    compiled with fused multiply-adds and rounds differently. So every element is rounded as by the
+    one-clip kernel (:func:`stimuli._quilt_kernels.shift_search`), and one boundary's correlation
+    does not depend on where its row falls in the batch (with one torch thread: several split the
+    loop at other places)."""
+    m = -(-count // 16) * 16
+    flat_a[a0: a0 + m].mul_(flat_b[b0: b0 + m])
 
 
 def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
@@ -633,9 +677,10 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
         # rows), the continuations' spectra and their correlations with the heads (B rows)
         fft = _RealFFT(n_fft, xp.dtype, dev)
         cdtype = fft.spectrum_dtype
-        hf_buf = torch.empty((block_rows, n_fft // 2 + 1), dtype=cdtype, device=dev)
+        bins = n_fft // 2 + 1
+        hf_buf, hf_flat = _spectrum_buffer(block_rows, bins, cdtype, dev)
         u_buf = torch.zeros((B, n_fft), dtype=xp.dtype, device=dev)
-        spec_buf = torch.empty((B, n_fft // 2 + 1), dtype=cdtype, device=dev)
+        spec_buf, spec_flat = _spectrum_buffer(B, bins, cdtype, dev)
         corr_buf = torch.empty((B, n_fft), dtype=xp.dtype, device=dev)
         ncc_buf = torch.empty((B, 2 * S + 1), dtype=xp.dtype, device=dev)
         # the first k rows of each buffer (k = rows still placing), made once per distinct k
@@ -661,7 +706,7 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
                 else:
                     energy.rsqrt_()
                 inv_norm = energy.index_select(1, lag_pref)
-                heads_fc = fft.rfft(h_buf[: b1 - b0], out=hf_buf[: b1 - b0]).conj_physical_()
+                fft.rfft(h_buf[: b1 - b0], out=hf_buf[: b1 - b0]).conj_physical_()     # heads' spectra, conjugated
             lo, hi = offsets[q - 1], offsets[q]
             k = hi - lo
             if k not in step_views:
@@ -671,7 +716,7 @@ def _order_and_join(xp: torch.Tensor, costs: list, starts: list, params: list,
             torch.index_select(tail_rows, 0, torch.as_tensor(tail_flat[lo:hi] + prev[:k], device=dev), out=u_tail)
             # irfft(U conj(H))[m] = sum_r h[r] u[r + m] (circular): the correlation at lag m sits at -m
             forward()                                                                     # spec = rfft(u)
-            spec.mul_(heads_fc[lo - b0: hi - b0])
+            _padded_product(spec_flat, 0, hf_flat, (lo - b0) * bins, k * bins)             # spec *= conj(H)
             backward()                                                                    # corr = irfft(spec)
             torch.index_select(corr, 1, neg_lag_pref, out=ncc)                           # preference order
             prev = pref_np[first_argmax(ncc.mul_(inv_norm[lo - b0: hi - b0]))]
@@ -725,7 +770,14 @@ def _as_batch(x, device, dtype) -> torch.Tensor:
 
 def start_segments(n_clips: int, n_seg: int, seed: int) -> np.ndarray:
     """Random first segment per clip: clip ``i`` uses ``np.random.default_rng([seed, i])``."""
-    return np.array([np.random.default_rng([int(seed), i]).integers(n_seg) for i in range(n_clips)], dtype=np.int64)
+    return np.array([_start_segment(int(seed), i, int(n_seg)) for i in range(n_clips)], dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=4096)
+def _start_segment(seed: int, clip: int, n_seg: int) -> int:
+    """``default_rng([seed, clip]).integers(n_seg)``, remembered: making the generator costs tens of
+    microseconds, a tenth of a one-clip quilt at the longest sizes."""
+    return int(np.random.default_rng([seed, clip]).integers(n_seg))
 
 
 def quilt_batch(x, sr: int, seg_ms: float, ordering: str = "kim2024", seed: int = 0,
@@ -796,9 +848,319 @@ def quilt_multi(x, sr: int, seg_ms=KIM_SEG_MS, ordering: str = "kim2024", seed: 
     return {float(ms): out[float(ms)] for ms in seg_ms}
 
 
+# --------------------------------------------------------------------------------------------
+# one clip at one size: compiled kernels (stimuli/_quilt_kernels.py)
+# --------------------------------------------------------------------------------------------
+#: The one-clip path's kernels: ``kernels`` is the module :mod:`stimuli._quilt_kernels` once loaded
+#: (None before the first one-clip quilt; False if numba is missing), ``checked`` the precisions in
+#: which they passed the first-use check (``failed``: those in which they did not). Set ``ok`` to
+#: False to quilt single clips on the batched torch path too.
+_NUMBA = {"kernels": None, "ok": True, "checked": set(), "failed": set()}
+
+
+def _one_clip_kernels(dtype: torch.dtype = torch.float32):
+    """The module of compiled kernels (:mod:`stimuli._quilt_kernels`) for clips in ``dtype``, or None:
+    numba missing, the one-clip path switched off (``_NUMBA["ok"]``), or its spectrum product or
+    cross-fade not rounding as torch's here (checked once per process and precision on random
+    numbers, as :class:`_RealFFT` checks its descriptors)."""
+    if not _NUMBA["ok"] or dtype in _NUMBA["failed"]:
+        return None
+    if _NUMBA["kernels"] is None:
+        _NUMBA["kernels"] = False
+        try:
+            from stimuli import _quilt_kernels
+        except ImportError:                                            # pragma: no cover (no numba)
+            return None
+        _NUMBA["kernels"] = _quilt_kernels
+    K = _NUMBA["kernels"] or None
+    if K is not None and dtype not in _NUMBA["checked"]:
+        g = torch.Generator().manual_seed(0)
+        cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+        a, b = (torch.randn(4096, dtype=cdtype, generator=g) for _ in range(2))
+        product = torch.empty(8192, dtype=dtype)
+        K.complex_product(torch.view_as_real(a).reshape(-1).numpy(), torch.view_as_real(b).reshape(-1).numpy(),
+                          product.numpy())
+        start, end = torch.randn(2, 1021, dtype=dtype, generator=g)
+        weight = torch.rand(1021, dtype=dtype, generator=g)
+        mixed = torch.empty(1021, dtype=dtype)
+        K.lerp(start.numpy(), end.numpy(), weight.numpy(), mixed.numpy())
+        if not (torch.equal(product, torch.view_as_real(a * b).reshape(-1))
+                and torch.equal(mixed, torch.lerp(start, end, weight))):       # pragma: no cover (other builds)
+            _NUMBA["failed"].add(dtype)
+            return None
+        _NUMBA["checked"].add(dtype)
+    return K
+
+
+#: Border frames per DFTI call on the one-clip path: about 150 kB of frames and as much spectra
+#: at 22,050 Hz, in a core's L2 cache (all 800 frames of 50-ms segments at once are 3.7 MB).
+_FRAME_CHUNK = 64
+
+
+@functools.lru_cache(maxsize=64)
+def _chunks_match(n_fft: int, dtype: torch.dtype, rows: int, chunk: int) -> bool:
+    """Whether ``rows`` rows transformed ``chunk`` at a time (the last chunk shorter) give the
+    numbers of one transform of all ``rows`` (the batched path's), checked on random rows. MKL
+    transforms each row alike whatever the number of rows, so this holds where it has been
+    checked; a build where it does not keeps the one-clip path on single transforms."""
+    fft = _RealFFT(n_fft, dtype, torch.device("cpu"))
+    if not fft.direct:
+        return False
+    x = torch.randn((rows, n_fft), dtype=dtype, generator=torch.Generator().manual_seed(rows))
+    whole = fft.rfft(x, out=torch.empty((rows, n_fft // 2 + 1), dtype=fft.spectrum_dtype))
+    parts = torch.empty_like(whole)
+    for r0 in range(0, rows, chunk):
+        r1 = min(rows, r0 + chunk)
+        fft.rfft(x[r0:r1], out=parts[r0:r1])
+    return bool(torch.equal(whole, parts)) and fft.direct
+
+
+@dataclass(frozen=True)
+class _OneClipSetup:
+    """What :func:`_quilt_one` derives from the parameters alone (cached per parameters): the
+    frame layout of :func:`_border_features` for one size (``row_starts``: the first sample of each
+    frame row, transformed ``frame_chunk`` rows at a time; ``table`` (2, n_seg, border_frames):
+    the row of each left / right border frame),
+    the window and the weighting mel rows ``lo:hi`` (:func:`_feature_constants`), the shift search's
+    FFT length, head blocks and shift preference, the fade weights and the silence threshold."""
+
+    p: QuiltParams
+    row_starts: np.ndarray
+    n_rows: int
+    frame_chunk: int
+    table: np.ndarray
+    n_fft: int
+    window: np.ndarray
+    fb: torch.Tensor
+    lo: int
+    hi: int
+    n_fft_join: int
+    block_rows: int
+    n_blocks: int
+    pref: np.ndarray
+    lag_pref: np.ndarray
+    neg_lag_pref: np.ndarray
+    weights: np.ndarray
+    tiny: float
+    work: tuple
+
+
+@functools.lru_cache(maxsize=128)
+def _one_clip_setup(n_samples: int, sr: int, seg_ms: float, ordering: str, params: tuple,
+                    dtype: torch.dtype, chunk_elements: int, frame_chunk: int) -> _OneClipSetup:
+    """:class:`_OneClipSetup` of one clip of ``n_samples`` (``params``: the keyword overrides as sorted
+    items; ``chunk_elements``: :data:`_CHUNK_ELEMENTS`, which sets the blocks of heads;
+    ``frame_chunk``: :data:`_FRAME_CHUNK`). Its arrays are shared: read-only."""
+    p = quilt_params(n_samples, sr, seg_ms, ordering, **dict(params))
+    progressions, rows = _frame_progressions([p], [0])
+    n_rows = sum(count for _, _, count, _ in progressions)
+    row_starts = np.empty(n_rows, dtype=np.int64)
+    for start, step, count, first in progressions:
+        row_starts[first: first + count] = start + step * np.arange(count)
+    n_fft = fft_size(p.win_samples)
+    if n_rows <= frame_chunk or not _chunks_match(n_fft, dtype, n_rows, frame_chunk):
+        frame_chunk = n_rows                                        # one transform of all frames
+    window, fb, lo, hi = _feature_constants(sr, p.win_samples, p.n_mels, dtype, torch.device("cpu"))
+    S, F = p.max_shift_samples, p.fade_samples
+    n_fft_join = fft_size(2 * S + F)
+    block_rows = max(1, chunk_elements // (16 * n_fft_join))        # the batched path's blocks of heads
+    n_blocks = -(-(p.n_seg - 1) // block_rows) if S > 0 and F > 0 else 0
+    pref = _shift_preference(S)
+    dt = torch.empty(0, dtype=dtype).numpy().dtype
+    # work arrays: frames and spectra of the border features, their power and log-mel, the features
+    # and targets; per block of boundaries the heads, their spectra, energies, norms and running
+    # sums; one boundary's continuation, spectrum and correlation
+    n_seg, W = p.n_seg, 2 * S + F
+    n_feat, bins, n_heads = rows[0].shape[2] * p.n_mels, n_fft_join // 2 + 1, max(1, min(block_rows, p.n_seg - 1))
+    work = _work_layout(((frame_chunk, n_fft), dt), ((frame_chunk, 2 * (n_fft // 2 + 1)), dt),
+                        ((1, n_rows, hi - lo), dt), ((1, n_rows, p.n_mels), dt),
+                        ((1, n_seg, n_feat), dt), ((1, n_seg, n_feat), dt), ((1, n_seg, n_feat), dt),
+                        ((n_heads, n_fft_join), dt), ((n_heads, 2 * bins), dt),
+                        ((n_heads, 2 * S + 1), dt), ((n_heads, 2 * S + 1), dt), ((8, W + 1), dt),
+                        ((2 * bins,), dt), ((n_fft_join,), dt), ((n_fft_join,), dt))
+    out = _OneClipSetup(p, row_starts, n_rows, frame_chunk, rows[0], n_fft, window.numpy(), fb, lo, hi,
+                        n_fft_join, block_rows, n_blocks, pref, pref + S, (n_fft_join - (pref + S)) % n_fft_join,
+                        raised_cosine(F).astype(dt), dt.type(1e-20 if dtype == torch.float64 else 1e-12), work)
+    for a in (out.row_starts, out.table, out.pref, out.lag_pref, out.neg_lag_pref, out.weights):
+        a.flags.writeable = False
+    return out
+
+
+_WORKSPACE = threading.local()                 # per thread: the one-clip path's reused work memory
+
+
+def _work_layout(*specs) -> tuple:
+    """``(layout, nbytes)`` of work arrays of the given ``(shape, dtype)`` laid end to end, each on a
+    64-byte boundary (see :func:`_work_buffers`)."""
+    layout, at = [], 0
+    for shape, dtype in specs:
+        layout.append((tuple(int(d) for d in shape), np.dtype(dtype), at))
+        at += -(-math.prod(shape) * np.dtype(dtype).itemsize // 64) * 64
+    return tuple(layout), at
+
+
+def _work_buffers(layout: tuple, nbytes: int) -> list:
+    """The work arrays of a :func:`_work_layout`, carved from one per-thread buffer that is reused
+    across one-clip quilts (grown when too small): no allocation per call, where the arrays would
+    be a dozen. Each array starts on a 64-byte boundary, as torch's allocations do (MKL sees the
+    same alignment as on the batched path). Valid until the thread's next one-clip quilt; never
+    returned to the caller. Returns the arrays and whether the buffer was (re)allocated, which
+    makes the arrays of earlier layouts stale."""
+    raw, fresh = getattr(_WORKSPACE, "raw", None), False
+    if raw is None or raw.size < nbytes + 64:
+        raw, fresh = np.empty(int(nbytes * 1.25) + 64, dtype=np.uint8), True
+        _WORKSPACE.raw = raw
+    base = -raw.ctypes.data % 64
+    return [np.ndarray(shape, dtype, buffer=raw, offset=base + at) for shape, dtype, at in layout], fresh
+
+
+def _dfti_addresses(lib) -> tuple:
+    """Addresses of ``DftiComputeForward`` and ``DftiComputeBackward`` (for the compiled kernels)."""
+    if "addresses" not in _DFTI:
+        _DFTI["addresses"] = (ctypes.cast(lib.DftiComputeForward, ctypes.c_void_p).value,
+                              ctypes.cast(lib.DftiComputeBackward, ctypes.c_void_p).value)
+    return _DFTI["addresses"]
+
+
+_NP_DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
+
+
+@dataclass
+class _OneClipCall:
+    """What :func:`_quilt_one` reuses from call to call in one thread for the same parameters:
+    the setup, the descriptors (kept alive here) and their handles, the work arrays and torch
+    views of those that torch reads or writes."""
+
+    setup: _OneClipSetup
+    plans: tuple
+    frame_plans: tuple
+    step_plans: tuple
+    head_plans: np.ndarray
+    work: list
+    tensors: tuple
+
+
+def _one_clip_call(n_samples: int, sr: int, seg_ms: float, ordering: str, params: dict, dtype: torch.dtype):
+    """The thread's :class:`_OneClipCall` for these parameters (made on first use; None where a DFTI
+    descriptor is missing: the caller then runs the batched path)."""
+    key = (n_samples, sr, seg_ms, ordering, tuple(sorted(params.items())), dtype, _CHUNK_ELEMENTS, _FRAME_CHUNK,
+           torch.get_num_threads())
+    calls = _WORKSPACE.__dict__.setdefault("calls", {})
+    call = calls.get(key)
+    if call is not None:
+        return call
+    c = _one_clip_setup(n_samples, sr, seg_ms, ordering, key[4], dtype, _CHUNK_ELEMENTS, _FRAME_CHUNK)
+    cpu = torch.device("cpu")
+    fft = _RealFFT(c.n_fft_join, dtype, cpu)
+    n_b = c.p.n_seg - 1
+    frames_fft, last = _RealFFT(c.n_fft, dtype, cpu), c.n_rows % c.frame_chunk or c.frame_chunk
+    plans = [frames_fft._plan(c.frame_chunk, True), frames_fft._plan(last, True)]
+    plans += [fft._plan(1, True), fft._plan(1, False)] if c.n_blocks else []
+    plans += [fft._plan(min(n_b, b0 + c.block_rows) - b0, True)
+              for b0 in range(0, c.n_blocks * c.block_rows, c.block_rows)]
+    if any(plan is None for plan in plans):
+        return None
+    handles = [plan.handle.value for plan in plans]
+    frame_plans, handles = tuple(handles[:2]), handles[2:]                # then the steps' and the heads
+    work, fresh = _work_buffers(*c.work)
+    if fresh:                                       # the work memory moved: older calls' views are stale
+        calls.clear()
+    elif len(calls) >= 32:
+        calls.pop(next(iter(calls)))
+    frames, spectra, power, logmel, left, right, target = work[:7]
+    call = calls[key] = _OneClipCall(c, tuple(plans), frame_plans, tuple(handles[:2]) if c.n_blocks else (0, 0),
+                                     np.array(handles[2:] if c.n_blocks else [], dtype=np.int64), work,
+                                     tuple(torch.from_numpy(a) for a in (power, logmel, left, right, target)))
+    return call
+
+
+def _quilt_one(x, sr: int, seg_ms: float, ordering: str, seed: int, device, dtype: torch.dtype,
+               params: dict):
+    """:func:`quilt` on the compiled kernels: the same :class:`Quilt` as the batched path
+    (``quilt_batch(x[None])[0]``, bit for bit), or None where this path is not available (numba
+    missing, not on the CPU, not float32 / float64, no usable MKL DFTI descriptors).
+
+    The stages are those of :func:`quilt_multi` for one clip and one size, each a single call where
+    the batched path makes tens to thousands of torch calls: the border frames and their power
+    spectra (:func:`stimuli._quilt_kernels.border_power`); in torch, on the batched path's shapes,
+    the mel weighting and ``log10``; the border features and targets
+    (:func:`~stimuli._quilt_kernels.border_features`); in torch, the distances of
+    :func:`_order_cost`; then the greedy walk, the shifts (the batched path's blocks of heads) and
+    the assembly (:func:`~stimuli._quilt_kernels.order_join_assemble`). The clip is read through its
+    mirror image where the batched path pads a copy. Everything that depends on the parameters
+    alone (constants, descriptors, work memory) is kept per thread (:func:`_one_clip_call`): the
+    work memory is that of the largest quilt so far, about 10 MB for a 10-s clip at 22,050 Hz in
+    50-ms segments.
+    """
+    if (dtype not in _NP_DTYPES or not _DFTI["ok"] or (device != "cpu" and torch.device(device).type != "cpu")):
+        return None
+    lib = _dfti_library()
+    K = _one_clip_kernels(dtype) if lib is not None else None
+    if K is None:
+        return None
+    if isinstance(x, torch.Tensor):
+        if not torch.is_floating_point(x):
+            raise UserError("quilt audio must be floating point: convert int PCM with x / 32768.0")
+        xn = x.detach().to(device="cpu", dtype=dtype).contiguous().numpy()
+    else:
+        if x.dtype.kind != "f":
+            raise UserError("quilt audio must be floating point: convert int PCM with x / 32768.0")
+        xn = np.ascontiguousarray(x, dtype=_NP_DTYPES[dtype])
+    call = _one_clip_call(xn.shape[0], sr, float(seg_ms), ordering, params, dtype)
+    if call is None:
+        return None
+    c = call.setup
+    p = c.p
+    seg, n_seg, S, F = p.seg_samples, p.n_seg, p.max_shift_samples, p.fade_samples
+    start = _start_segment(int(seed), 0, n_seg)
+    if n_seg == 1:
+        return Quilt(xn[:seg].astype(np.float32), np.array([start], dtype=np.int64), np.zeros(1, dtype=np.int64),
+                     seg, S, F)
+    fwd_fn, bwd_fn = _dfti_addresses(lib)
+    (frames, spectra, power, logmel, left, right, target, heads, head_spectra, energy, inv_norm, sums, spec, u,
+     corr) = call.work
+    power_t, logmel_t, left_t, right_t, target_t = call.tensors
+    u[:] = 0
+    dt = xn.dtype
+    # border features: frames and power spectra compiled; mel weights and log10 in torch, as in
+    # _border_features
+    if K.border_power(xn, c.row_starts, c.window, frames, spectra, power[0], c.lo, fwd_fn, *call.frame_plans):
+        raise RuntimeError("MKL DFTI compute failed")                        # pragma: no cover
+    torch.matmul(power_t, c.fb, out=logmel_t)
+    logmel_t.add_(1e-10).log10_()
+    overath = ordering == "overath"
+    K.border_features(logmel[0], c.table, dt.type(10.0), overath, left[0], right[0], target[0])
+    # the distances of _order_cost: Overath's ||L_j - (R_i + target_i)||, Kim's ||L_j - R_i|| and
+    # ||target_i|| (torch.cdist's own computation for these inputs, without its wrapper)
+    if dtype == torch.float64 or not hasattr(torch, "_euclidean_dist"):
+        mode = "donot_use_mm_for_euclid_dist" if dtype == torch.float64 else "use_mm_for_euclid_dist"
+        cost = torch.cdist(right_t, left_t, compute_mode=mode)[0].numpy()
+    else:
+        cost = torch._euclidean_dist(right_t, left_t)[0].numpy()
+    offset = np.empty(0, dtype=dt) if overath else torch.linalg.vector_norm(target_t, 2, -1).numpy()[0]
+
+    # the ordering, the shifts and the quilt
+    order, shifts = np.empty(n_seg, dtype=np.int64), np.zeros(n_seg, dtype=np.int64)
+    audio = np.empty(n_seg * seg, dtype=np.float32)
+    if K.order_join_assemble(cost, offset, start, xn, seg, S, F, c.block_rows, call.head_plans, c.pref, c.lag_pref,
+                             c.neg_lag_pref, c.tiny, heads, head_spectra, energy, inv_norm, sums, u, spec, corr,
+                             fwd_fn, bwd_fn, call.step_plans[0], call.step_plans[1], c.weights, order, shifts, audio):
+        raise RuntimeError("MKL DFTI compute failed")                        # pragma: no cover
+    return Quilt(audio, order, shifts, seg, S, F)
+
+
 def quilt(x, sr: int, seg_ms: float, ordering: str = "kim2024", seed: int = 0,
           device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, **params) -> Quilt:
-    """Quilt one mono clip ``x`` (shape (n_samples,)); same as ``quilt_batch(x[None], ...)[0]``.
+    """Quilt one mono clip ``x`` (shape (n_samples,)): the same quilt as ``quilt_batch(x[None], ...)[0]``,
+    bit for bit.
+
+    On the CPU (float32 or float64, with numba and torch's MKL FFTs, as in this project's
+    environment) it runs on compiled one-clip kernels (:func:`_quilt_one`): per clip about as fast
+    as the batched path is on a batch of 16 clips and all sizes, where ``quilt_batch`` on one clip
+    and one size pays its torch calls' dispatch alone (``python -m bench --only quilting`` shows
+    both). The first call of a process loads the kernels from numba's disk cache (about a
+    second), or compiles them where there is none yet (some tens of seconds, once). Elsewhere
+    it is ``quilt_batch(x[None])[0]``.
 
     See :func:`quilt_batch` for the parameters and the module docstring for the algorithm.
     """
@@ -806,6 +1168,9 @@ def quilt(x, sr: int, seg_ms: float, ordering: str = "kim2024", seed: int = 0,
     if xa.ndim != 1:
         raise UserError(f"quilt expects one mono clip of shape (n_samples,), got {tuple(xa.shape)}: "
                         "use quilt_batch for several clips")
+    one = _quilt_one(xa, sr, seg_ms, ordering, seed, device, dtype, params)
+    if one is not None:
+        return one
     return quilt_batch(xa[None], sr, seg_ms, ordering, seed, device, dtype, **params)[0]
 
 
@@ -1050,6 +1415,17 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else float("nan")
 
 
+def _bench_clips(n_clips: int, sr: int, clip_s: float, seed: int) -> np.ndarray:
+    """The benchmarks' synthetic clips (n_clips, clip_s * sr), float32: an amplitude-modulated tone
+    (100-800 Hz, modulated at 0.5-4 Hz) in noise."""
+    rng = np.random.default_rng(seed)
+    n = int(round(clip_s * sr))
+    t = np.arange(n) / sr
+    f0 = rng.uniform(100, 800, size=(n_clips, 1))
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.5, 4, size=(n_clips, 1)) * t)
+    return (env * np.sin(2 * np.pi * f0 * t) + 0.3 * rng.standard_normal((n_clips, n))).astype(np.float32)
+
+
 def benchmark_quilting(n_clips: int = 16, sr: int = 22050, clip_s: float = 10.0,
                        seg_ms=KIM_SEG_MS, ordering: str = "kim2024", n_reference_clips: int | None = None,
                        n_oracle_clips: int = 2, repeats: int = 5, device: str | torch.device = "cpu",
@@ -1086,12 +1462,7 @@ def benchmark_quilting(n_clips: int = 16, sr: int = 22050, clip_s: float = 10.0,
     if n_threads is not None:
         torch.set_num_threads(n_threads)
     try:
-        rng = np.random.default_rng(seed)
-        n = int(round(clip_s * sr))
-        t = np.arange(n) / sr
-        f0 = rng.uniform(100, 800, size=(n_clips, 1))
-        env = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.5, 4, size=(n_clips, 1)) * t)
-        x = (env * np.sin(2 * np.pi * f0 * t) + 0.3 * rng.standard_normal((n_clips, n))).astype(np.float32)
+        x = _bench_clips(n_clips, sr, clip_s, seed)
         n_ref = n_clips if n_reference_clips is None else max(1, min(n_reference_clips, n_clips))
         n_orc = max(1, min(n_oracle_clips, n_clips))
         quilt_batch(x[:2, : sr], sr, seg_ms[0], ordering, seed, device)           # warm-up
@@ -1137,3 +1508,86 @@ def benchmark_quilting(n_clips: int = 16, sr: int = 22050, clip_s: float = 10.0,
                 seg_ms=tuple(seg_ms), ordering=ordering, device=str(device), n_threads=n_threads,
                 fft_backend="mkl-dfti (cached descriptors)" if _DFTI["lib"] and _DFTI["ok"] else "torch.fft",
                 agreement=agreement)
+
+
+def benchmark_quilt_per_call(sr: int = 22050, clip_s: float = 10.0, seg_ms=KIM_SEG_MS,
+                             ordering: str = "kim2024", repeats: int = 5, n_threads: int | None = 1,
+                             seed: int = 0) -> dict:
+    """Time :func:`quilt` one call at a time against the lean NumPy reference.
+
+    One synthetic clip (the first of :func:`benchmark_quilting`'s) is quilted at every size in
+    ``seg_ms`` (all six Kim et al. sizes by default), one :func:`quilt` call per size, and
+    :func:`reference_quilt_lean` makes the same quilts, one call per size too. Each call is timed in
+    CPU time of this process (``time.process_time``, as :func:`benchmark_quilting`); a run is the
+    calls for all sizes, and, as in :func:`benchmark_quilting`, a run of :func:`quilt` calls and a run
+    of reference calls alternate ``repeats`` times, each run after the previous repeat's quilts are
+    freed. A run's time per clip is the sum over its calls; the medians over repeats are compared.
+
+    One :func:`quilt` call runs before the timing (``warmup_s``, wall-clock): in a fresh process it
+    loads the compiled kernels from numba's disk cache, or compiles them if there is no cache
+    (tens of seconds). That cost is paid once per process, not per call, and is not in the timed
+    calls. Each quilt is then checked to equal ``quilt_batch(x[None])[0]`` (orders, shifts, audio).
+
+    Returns
+    -------
+    dict
+        ``ms_per_clip`` (quilt(), all sizes, median), ``ms_per_clip_reference``, ``speedup``
+        (reference / quilt()), ``ms_per_call`` and ``ms_per_call_reference`` (``{seg_ms: median}``),
+        ``wall_ms_per_clip``, ``user_ms_per_clip`` and ``sys_ms_per_clip`` (medians,
+        ``{"quilt": ..., "reference": ...}``; user and system time from the kernel's split, see
+        :func:`benchmark_quilting`), ``speedup_user`` (the ratio in user time alone), the per-repeat times,
+        ``warmup_s``, ``path`` (``"compiled"``: the numba kernels; ``"torch"``: the batched path, numba
+        or the MKL descriptors missing), ``identical_to_batch`` (fraction of sizes whose quilt
+        equals the batched path's) and the settings.
+    """
+    old_threads = torch.get_num_threads()
+    if n_threads is not None:
+        torch.set_num_threads(n_threads)
+    try:
+        x = _bench_clips(1, sr, clip_s, seed)[0]
+        w0 = time.perf_counter()
+        quilt(x[: sr], sr, seg_ms[0], ordering, seed)                      # loads (or compiles) the kernels
+        warmup_s = time.perf_counter() - w0
+        runs = {"quilt": lambda ms: quilt(x, sr, ms, ordering, seed),
+                "reference": lambda ms: reference_quilt_lean(x, sr, ms, ordering, seed)}
+        per_call = {k: {float(ms): [] for ms in seg_ms} for k in runs}
+        cpu, wall, user, system = ({k: [] for k in runs} for _ in range(4))
+        got = {}
+        for _ in range(max(1, repeats)):
+            for name, run in runs.items():
+                for ms in seg_ms:
+                    got[name, float(ms)] = None                   # free the previous repeat's quilts first
+                total = [0.0, 0.0]
+                u0, s0 = _cpu_times()
+                for ms in seg_ms:
+                    w0, c0 = time.perf_counter(), time.process_time()
+                    got[name, float(ms)] = run(ms)
+                    c1, w1 = time.process_time(), time.perf_counter()
+                    per_call[name][float(ms)].append(1e3 * (c1 - c0))
+                    total[0] += 1e3 * (c1 - c0)
+                    total[1] += 1e3 * (w1 - w0)
+                u1, s1 = _cpu_times()
+                cpu[name].append(total[0])
+                wall[name].append(total[1])
+                user[name].append(1e3 * (u1 - u0))
+                system[name].append(1e3 * (s1 - s0))
+    finally:
+        torch.set_num_threads(old_threads)
+    identical = []
+    for ms in seg_ms:
+        a, b = got["quilt", float(ms)], quilt_batch(x[None], sr, ms, ordering, seed)[0]
+        identical.append(all(np.array_equal(getattr(a, f), getattr(b, f))
+                             for f in ("order", "shifts_samples", "audio")))
+    med = {k: float(np.median(v)) for k, v in cpu.items()}
+    return dict(ms_per_clip=med["quilt"], ms_per_clip_reference=med["reference"],
+                speedup=_ratio(med["reference"], med["quilt"]), timer="process_time",
+                ms_per_call={ms: float(np.median(v)) for ms, v in per_call["quilt"].items()},
+                ms_per_call_reference={ms: float(np.median(v)) for ms, v in per_call["reference"].items()},
+                wall_ms_per_clip={k: float(np.median(v)) for k, v in wall.items()},
+                user_ms_per_clip={k: float(np.median(v)) for k, v in user.items()},
+                sys_ms_per_clip={k: float(np.median(v)) for k, v in system.items()},
+                speedup_user=_ratio(float(np.median(user["reference"])), float(np.median(user["quilt"]))),
+                ms_per_repeat=cpu["quilt"], reference_ms_per_repeat=cpu["reference"], warmup_s=warmup_s,
+                path="compiled" if _DFTI["ok"] and _dfti_library() and _one_clip_kernels() else "torch",
+                identical_to_batch=float(np.mean(identical)), sr=sr, clip_s=clip_s, seg_ms=tuple(seg_ms),
+                ordering=ordering, n_threads=n_threads, repeats=max(1, repeats))

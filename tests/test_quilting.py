@@ -298,3 +298,172 @@ def test_real_fft_falls_back_to_torch_fft():
     out = torch.empty(3, 49, dtype=torch.complex64)
     assert torch.equal(fft.rfft(x, out=out), torch.fft.rfft(x))
     assert torch.equal(fft.irfft(out.clone(), out=torch.empty(3, 96)), torch.fft.irfft(out, n=96))
+
+
+# ---------------------------------------------------------------------------- one clip per call
+def _compiled_path_or_skip():
+    """The one-clip kernels, or a skip where this environment lacks numba or MKL's FFTs."""
+    import stimuli.quilting as Q
+    pytest.importorskip("numba")
+    if Q._dfti_library() is None or Q._one_clip_kernels() is None:
+        pytest.skip("no MKL DFTI descriptors or kernels: quilt() is the batched path here")
+    return Q
+
+
+def _same_quilt(a, b):
+    np.testing.assert_array_equal(a.order, b.order)
+    np.testing.assert_array_equal(a.shifts_samples, b.shifts_samples)
+    np.testing.assert_array_equal(a.audio, b.audio)
+    assert a.audio.dtype == b.audio.dtype == np.float32
+    assert (a.seg_samples, a.max_shift_samples, a.fade_samples) == (b.seg_samples, b.max_shift_samples, b.fade_samples)
+
+
+@pytest.mark.parametrize("ordering", ORDERINGS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_one_clip_path_equals_the_batched_path_bit_for_bit(ordering, dtype):
+    """quilt() (compiled kernels) gives quilt_batch(x[None])[0] exactly, and each clip's row of a batch."""
+    Q = _compiled_path_or_skip()
+    sr = 8000
+    x = _signal(3 * sr, sr, 29, n_clips=2)
+    for ms in (50.0, 125.0, 400.0, 1600.0):
+        batch = quilt_batch(x, sr, ms, ordering, seed=7, dtype=dtype)
+        for i in range(2):
+            one = Q._quilt_one(x[i], sr, ms, ordering, 7, "cpu", dtype, {})
+            assert one is not None                                  # the compiled path, not the fallback
+            _same_quilt(one, quilt_batch(x[i][None], sr, ms, ordering, seed=7, dtype=dtype)[0])
+        # clip i of a batch draws its start from default_rng([seed, i]): clip 0 is quilt()'s
+        _same_quilt(quilt(x[0], sr, ms, ordering, seed=7, dtype=dtype), batch[0])
+
+
+def test_one_clip_path_at_the_kim_settings():
+    """A 10-s clip at 22,050 Hz, all six sizes: the per-call benchmark's case."""
+    _compiled_path_or_skip()
+    sr = 22050
+    x = _signal(10 * sr, sr, 31)[0]
+    for ms in KIM_SEG_MS:
+        _same_quilt(quilt(x, sr, ms, seed=3), quilt_batch(x[None], sr, ms, seed=3)[0])
+
+
+@pytest.mark.parametrize("case", ["silent middle", "all zero", "no shifts", "no fades", "odd length",
+                                  "float64 input", "torch input", "other features"])
+def test_one_clip_path_edge_cases(case):
+    """Silent heads (the 0 norm), no shift search or no fades, mirror reads at both ends of an odd
+    length, other input types and feature settings: still the batched path's quilt."""
+    _compiled_path_or_skip()
+    sr = 8000
+    x, params = _signal(3 * sr, sr, 37)[0], {}
+    if case == "silent middle":
+        x[sr: 2 * sr] = 0
+    elif case == "all zero":
+        x = np.zeros(2 * sr, np.float32)
+    elif case == "no shifts":
+        params = {"max_shift_ms": 0.0}
+    elif case == "no fades":
+        params = {"fade_ms": 0.0}
+    elif case == "odd length":
+        x = x[: 2 * sr + 777]
+    elif case == "float64 input":
+        x = x.astype(np.float64) * (1 + 1e-9)
+    elif case == "torch input":
+        x = torch.from_numpy(x)
+    elif case == "other features":
+        params = {"border_ms": 10.0, "n_mels": 16, "win_ms": 8.0, "hop_ms": 5.0}
+    for ordering in ORDERINGS:
+        for ms in (50.0, 250.0):
+            _same_quilt(quilt(x, sr, ms, ordering, seed=4, **params),
+                        quilt_batch(x[None], sr, ms, ordering, seed=4, **params)[0])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sr=st.sampled_from([4000, 8000, 11025]), seg_ms=st.sampled_from([50.0, 80.0, 125.0, 300.0]),
+       n_seg=st.integers(1, 14), extra=st.integers(0, 150), ordering=st.sampled_from(ORDERINGS),
+       seed=st.integers(0, 2**31 - 1), dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_one_clip_path_equals_the_batched_path_property(sr, seg_ms, n_seg, extra, ordering, seed, dtype):
+    pytest.importorskip("numba")
+    p0 = quilt_params(10**6, sr, seg_ms, ordering)
+    x = _signal(n_seg * p0.seg_samples + min(extra, p0.seg_samples - 1), sr, seed % 1000)[0]
+    _same_quilt(quilt(x, sr, seg_ms, ordering, seed=seed, dtype=dtype),
+                quilt_batch(x[None], sr, seg_ms, ordering, seed=seed, dtype=dtype)[0])
+
+
+def test_one_clip_fallback_without_numba_gives_the_same_quilt(monkeypatch):
+    """With the compiled path switched off (as without numba), quilt() is the batched path: same quilt."""
+    import stimuli.quilting as Q
+    sr = 8000
+    x = _signal(2 * sr, sr, 41)[0]
+    compiled = {ms: quilt(x, sr, ms, "overath", seed=1) for ms in (50.0, 200.0)}
+    monkeypatch.setitem(Q._NUMBA, "ok", False)
+    assert Q._one_clip_kernels() is None and Q._quilt_one(x, sr, 50.0, "overath", 1, "cpu", torch.float32, {}) is None
+    calls = []
+    batch = Q.quilt_batch
+    monkeypatch.setattr(Q, "quilt_batch", lambda *a, **k: calls.append(1) or batch(*a, **k))
+    for ms, q in compiled.items():
+        _same_quilt(quilt(x, sr, ms, "overath", seed=1), q)
+    assert len(calls) == 2                                           # the fallback ran
+
+
+def test_one_clip_path_does_not_run_off_the_cpu_or_in_half_precision():
+    import stimuli.quilting as Q
+    x = _signal(8000, 8000, 43)[0]
+    assert Q._quilt_one(x, 8000, 100.0, "kim2024", 0, "meta", torch.float32, {}) is None
+    assert Q._quilt_one(x, 8000, 100.0, "kim2024", 0, "cpu", torch.float16, {}) is None
+    with pytest.raises(UserError, match="floating point"):
+        quilt(np.zeros(8000, np.int16), 8000, 100.0)
+
+
+def test_per_call_benchmark_reports_the_fields_of_its_rows():
+    from stimuli.quilting import benchmark_quilt_per_call
+    r = benchmark_quilt_per_call(sr=8000, clip_s=2.0, seg_ms=(50.0, 200.0), repeats=1)
+    assert r["ms_per_clip"] > 0 and r["ms_per_clip_reference"] > 0
+    assert r["speedup"] == pytest.approx(r["ms_per_clip_reference"] / r["ms_per_clip"])
+    assert set(r["ms_per_call"]) == set(r["ms_per_call_reference"]) == {50.0, 200.0}
+    assert r["ms_per_clip"] == pytest.approx(sum(r["ms_per_call"].values()))
+    assert r["timer"] == "process_time" and set(r["wall_ms_per_clip"]) == {"quilt", "reference"}
+    assert r["warmup_s"] >= 0 and r["repeats"] == 1 and len(r["ms_per_repeat"]) == 1
+    assert r["path"] in ("compiled", "torch") and r["identical_to_batch"] == 1.0
+    assert set(r["user_ms_per_clip"]) == set(r["sys_ms_per_clip"]) == {"quilt", "reference"}
+    assert r["speedup_user"] > 0 or np.isnan(r["speedup_user"])
+
+
+def test_bench_rows_show_the_per_call_row_beside_the_batched_row(monkeypatch):
+    import bench.rows as R
+    import stimuli.quilting as Q
+    small = dict(sr=8000, clip_s=2.0, seg_ms=(50.0, 200.0))
+    batched, per_call = Q.benchmark_quilting, Q.benchmark_quilt_per_call
+    monkeypatch.setattr(Q, "benchmark_quilting", lambda **k: batched(n_clips=2, n_reference_clips=1, n_oracle_clips=1,
+                                                                      repeats=1, **small))
+    monkeypatch.setattr(Q, "benchmark_quilt_per_call", lambda **k: per_call(repeats=1, **small))
+    rows = R.bench_quilting()
+    what = [r["what"] for r in rows]
+    assert what[0].endswith("(batched)") and what[1].startswith("quilting, one clip per call (quilt())")
+    speedup = rows[what.index("quilting speed-up per call (quilt() over the lean reference)")]
+    assert speedup["target"] == "≥ 10" and isinstance(speedup["ok"], bool)
+    assert all(R.format_row(r) for r in rows)
+
+
+@pytest.mark.parametrize("chunk", [1, 16 * 432 * 5])
+def test_one_clip_path_with_several_blocks_of_heads(monkeypatch, chunk):
+    """Small working buffers: heads transformed one boundary, or five, at a time (with a remainder
+    block), in both paths: the same quilts."""
+    import stimuli.quilting as Q
+    _compiled_path_or_skip()
+    monkeypatch.setattr(Q, "_CHUNK_ELEMENTS", chunk)
+    sr = 8000
+    x = _signal(2 * sr, sr, 47)[0]
+    for ordering in ORDERINGS:
+        for ms in (50.0, 125.0):
+            _same_quilt(quilt(x, sr, ms, ordering, seed=6), quilt_batch(x[None], sr, ms, ordering, seed=6)[0])
+
+
+@pytest.mark.parametrize("frame_chunk", [1, 7, 10**6])
+def test_one_clip_path_frames_in_chunks_or_at_once(monkeypatch, frame_chunk):
+    """The border frames transformed a chunk at a time (the last one shorter) or all at once: the
+    batched path's features (which transforms all frames at once), so the same quilts."""
+    import stimuli.quilting as Q
+    _compiled_path_or_skip()
+    monkeypatch.setattr(Q, "_FRAME_CHUNK", frame_chunk)
+    sr = 8000
+    x = _signal(2 * sr, sr, 53)[0]
+    for ordering in ORDERINGS:
+        _same_quilt(quilt(x, sr, 50.0, ordering, seed=8), quilt_batch(x[None], sr, 50.0, ordering, seed=8)[0])
+    assert Q._chunks_match(Q.fft_size(Q.quilt_params(len(x), sr, 50.0).win_samples), torch.float32, 160, 7)
