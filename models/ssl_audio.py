@@ -232,8 +232,10 @@ def train_ssl(encoder, audio: np.ndarray, sr: int, steps: int = 200, batch_size:
     encoder : the trained copy (eval mode, on ``device``)
     losses : np.ndarray [steps]
     heldout : dict
-        Empty without ``heldout_audio``; else ``init`` and ``trained`` (per-clip top-1 arrays [m]),
-        ``chance`` (1 / (distractors + 1)) and ``n_distractors``.
+        Empty without ``heldout_audio``; else ``init`` and ``trained`` (per-clip top-1 arrays [m], identical
+        distractors dropped), ``init_strict`` / ``trained_strict`` (identical distractors beat the frame),
+        ``init_loss`` / ``trained_loss`` (the objective's held-out loss per clip), ``chance``
+        (1 / (distractors + 1)) and ``n_distractors``.
     """
     from tqdm.auto import tqdm
 
@@ -276,12 +278,13 @@ def train_ssl(encoder, audio: np.ndarray, sr: int, steps: int = 200, batch_size:
         def score_heldout():
             return masked_frame_top1(arch, heldout, crop, cfg.mask_time_prob, cfg.mask_time_length, k_neg, seed,
                                      device, model=model if arch == "wav2vec2" else None, student=student,
-                                     teacher=teacher, head=head, top_k=None if arch == "wav2vec2" else k)
+                                     teacher=teacher, head=head, top_k=None if arch == "wav2vec2" else k,
+                                     details=True)
 
         heldout = None if heldout_audio is None else _check_audio(heldout_audio, crop, "held-out SSL audio")
         scores = {}
         if heldout is not None:
-            scores["init"] = score_heldout()
+            scores.update(_named(score_heldout(), "init"))
         for step in tqdm(range(steps), disable=not verbose, desc=f"ssl {arch}"):
             idx, starts = _crops(audio, batch_size, crop, rng)
             xb = torch.from_numpy(np.stack([audio[i, s:s + crop] for i, s in zip(idx, starts)])).to(device)
@@ -313,7 +316,7 @@ def train_ssl(encoder, audio: np.ndarray, sr: int, steps: int = 200, batch_size:
                         pt.mul_(tau).add_(ps.detach(), alpha=1 - tau)
             losses[step] = float(loss.detach())
         if heldout is not None:
-            scores["trained"] = score_heldout()
+            scores.update(_named(score_heldout(), "trained"))
             scores.update(chance=1.0 / (k_neg + 1), n_distractors=k_neg)
     finally:
         gen_state.__exit__(None, None, None)
@@ -321,25 +324,63 @@ def train_ssl(encoder, audio: np.ndarray, sr: int, steps: int = 200, batch_size:
     return trained.eval(), losses, scores
 
 
-def _top1_among_distractors(pred: torch.Tensor, target: torch.Tensor, mask: np.ndarray, neg: np.ndarray) -> np.ndarray:
+def _named(scores: dict, when: str) -> dict:
+    """``{top1, top1_strict, loss}`` of :func:`masked_frame_top1` as ``{when, when_strict, when_loss}``."""
+    return {when: scores["top1"], f"{when}_strict": scores["top1_strict"], f"{when}_loss": scores["loss"]}
+
+
+def _top1_among_distractors(pred: torch.Tensor, target: torch.Tensor, mask: np.ndarray, neg: np.ndarray,
+                            ties: str = "drop") -> np.ndarray:
     """Per clip: the fraction of masked frames whose prediction is strictly closer (cosine) to its own
-    target than to every distractor. A distractor equal to the target ties and so counts against the
-    frame (stricter than wav2vec 2.0's loss, which drops such distractors): a collapsed target, the
-    same at every frame, identifies nothing."""
+    target than to every distractor.
+
+    ``ties="drop"`` (the declared measure): a distractor identical to the frame's target (for wav2vec 2.0
+    the same quantised code) is not a distractor, it *is* the target, so it is dropped, as wav2vec 2.0's
+    contrastive loss drops it (fairseq's ``neg_is_pos``; ``Wav2Vec2ForPreTraining`` sets its logit to
+    -inf). A frame left with no distractor counts as wrong, so a collapsed target, the same at every
+    frame, still identifies nothing. ``ties="lose"``: identical distractors stay and beat the frame
+    (stricter; reported for information).
+    """
+    if ties not in ("drop", "lose"):
+        raise ValueError(f"ties must be 'drop' or 'lose', got {ties!r}")
     b, t, d = target.shape
     k = neg.shape[-1]
     negs = target.reshape(-1, d)[torch.from_numpy(neg.reshape(-1)).to(target.device)].reshape(b, t, k, d)
     pos = F.cosine_similarity(pred, target, dim=-1)                       # [b, t]
-    best_neg = F.cosine_similarity(pred[:, :, None], negs, dim=-1).amax(-1)
+    sim = F.cosine_similarity(pred[:, :, None], negs, dim=-1)             # [b, t, k]
     m = torch.from_numpy(mask).to(target.device)
-    correct = ((pos > best_neg) & m).sum(1).float()
+    if ties == "drop":
+        same = (negs == target[:, :, None]).all(-1)
+        correct = (pos > sim.masked_fill(same, -math.inf).amax(-1)) & ~same.all(-1)
+    else:
+        correct = pos > sim.amax(-1)
+    correct = (correct & m).sum(1).float()
     return (correct / m.sum(1).clamp(min=1).float()).cpu().numpy()
+
+
+def _objective_loss(arch: str, pred: torch.Tensor, target: torch.Tensor, mask: np.ndarray, neg: np.ndarray,
+                    temperature: float = 0.1) -> np.ndarray:
+    """Per clip: the SSL objective's loss at masked frames, averaged over them. wav2vec 2.0: the contrastive
+    cross-entropy of the positive among the distractors (cosine / ``temperature``; distractors identical to
+    the target dropped, as in its loss); data2vec: the mean squared error of the prediction."""
+    m = torch.from_numpy(mask).to(target.device)
+    if arch == "wav2vec2":
+        b, t, d = target.shape
+        negs = target.reshape(-1, d)[torch.from_numpy(neg.reshape(-1)).to(target.device)].reshape(b, t, -1, d)
+        cand = torch.cat([target[:, :, None], negs], 2)
+        logits = F.cosine_similarity(pred[:, :, None], cand, dim=-1) / temperature
+        same = torch.cat([torch.zeros_like(m[:, :, None]), (negs == target[:, :, None]).all(-1)], 2)
+        per_frame = -torch.log_softmax(logits.masked_fill(same, -math.inf), -1)[..., 0]
+    else:
+        per_frame = ((pred - target) ** 2).mean(-1)
+    per_frame = per_frame.masked_fill(~m, 0.0)
+    return (per_frame.sum(1) / m.sum(1).clamp(min=1).float()).cpu().numpy()
 
 
 @torch.no_grad()
 def masked_frame_top1(arch: str, audio: np.ndarray, crop: int, mask_prob: float, mask_length: int,
                       n_distractors: int, seed: int, device, model=None, student=None, teacher=None, head=None,
-                      top_k: int | None = None, batch_size: int = 8) -> np.ndarray:
+                      top_k: int | None = None, batch_size: int = 8, details: bool = False):
     """The SSL objective's own task on clips: identify each masked frame's target among distractors.
 
     Both objectives predict something at masked frames: wav2vec 2.0 its quantised latent (the
@@ -347,15 +388,18 @@ def masked_frame_top1(arch: str, audio: np.ndarray, crop: int, mask_prob: float,
     ``crop`` samples of every clip, with span masks and ``n_distractors`` distractors per masked frame
     (other masked frames of the same clip) drawn from a generator seeded by ``seed`` (the same draws
     for every model scored with that seed), a frame counts as correct when the prediction's cosine
-    similarity to its own target beats every distractor (ties lose). Chance is ``1 / (n_distractors + 1)``;
+    similarity to its own target beats every distractor that differs from the target
+    (:func:`_top1_among_distractors`, ``ties="drop"``). Chance is about ``1 / (n_distractors + 1)``;
     a collapsed target (all frames alike) scores 0.
 
     Returns
     -------
-    np.ndarray [n_clips]: the fraction of masked frames identified, per clip.
+    np.ndarray [n_clips]: the fraction of masked frames identified, per clip; with ``details``, a dict of
+    per-clip arrays ``top1`` (that), ``top1_strict`` (identical distractors beat the frame) and ``loss``
+    (:func:`_objective_loss`).
     """
     rng = np.random.default_rng([int(seed), 7919])
-    out = []
+    out = {"top1": [], "top1_strict": [], "loss": []}
     mods = [m for m in (model, student, teacher, head) if m is not None]
     was = [m.training for m in mods]
     for m in mods:
@@ -371,15 +415,23 @@ def masked_frame_top1(arch: str, audio: np.ndarray, crop: int, mask_prob: float,
             if arch == "wav2vec2":
                 o = model(xb, mask_time_indices=mask)
                 pred, target = o.projected_states, o.projected_quantized_states
+                temperature = float(getattr(model.config, "contrastive_logits_temperature", 0.1))
             else:
                 hs = teacher(xb, output_hidden_states=True).hidden_states[-int(top_k):]
                 target = torch.stack([F.instance_norm(h.transpose(1, 2)).transpose(1, 2) for h in hs]).mean(0)
                 pred = head(student(xb, mask_time_indices=mask).last_hidden_state)
-            out.append(_top1_among_distractors(pred, target, mask_np, neg))
+                temperature = 0.1
+            pred, target = pred.float(), target.float()
+            out["top1"].append(_top1_among_distractors(pred, target, mask_np, neg))
+            if details:
+                out["top1_strict"].append(_top1_among_distractors(pred, target, mask_np, neg, ties="lose"))
+                out["loss"].append(_objective_loss(arch, pred, target, mask_np, neg, temperature))
     finally:
         for m, w in zip(mods, was):
             m.train(w)
-    return np.concatenate(out)
+    if not details:
+        return np.concatenate(out["top1"])
+    return {k: np.concatenate(v) for k, v in out.items()}
 
 
 def encoder_frame_times(n_frames: int, sr: int, hop: int = 320, receptive: int = 400) -> np.ndarray:

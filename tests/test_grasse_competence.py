@@ -12,7 +12,7 @@ import torch
 
 from analysis.stats import Estimate
 from claims.grasse2026._conditions import SSL_COMPETENCE, TRANSCRIPTION_COMPETENCE, competence
-from models.ssl_audio import (ARCHS, _top1_among_distractors, build_encoder, sample_negatives, span_mask,
+from models.ssl_audio import (ARCHS, _objective_loss, _top1_among_distractors, build_encoder, sample_negatives, span_mask,
                               train_ssl, train_transcription, transcription_heldout)
 from test_ssl_audio import _audio, _small, _two_notes  # the same tiny encoders and tones as the model tests
 
@@ -40,6 +40,37 @@ def test_a_collapsed_target_identifies_nothing():
     np.testing.assert_array_equal(_top1_among_distractors(torch.randn(2, 30, 8), target, mask, neg), [0.0, 0.0])
 
 
+def test_a_distractor_identical_to_the_target_is_dropped_not_counted_against_the_frame():
+    """One clip, frames 0-3 masked; frame 0's distractors are frame 1 (the same target: a tied code) and
+    frame 2 (a different one). A perfect prediction identifies frame 0 once the tie is dropped, as the
+    wav2vec 2.0 loss drops it; under ties="lose" the tie beats it (the other three frames have no tie)."""
+    mask = np.zeros((1, 4), dtype=bool)
+    mask[0, :4] = True
+    target = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]])
+    neg = np.array([[[1, 2], [2, 3], [0, 3], [0, 2]]])
+    np.testing.assert_array_equal(_top1_among_distractors(target.clone(), target, mask, neg), [1.0])
+    np.testing.assert_array_equal(_top1_among_distractors(target.clone(), target, mask, neg, ties="lose"), [0.75])
+
+
+def test_a_frame_whose_distractors_all_equal_its_target_counts_as_wrong():
+    mask = np.ones((1, 3), dtype=bool)
+    target = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])
+    neg = np.array([[[1, 1], [0, 0], [0, 1]]])        # frames 0 and 1: only each other; frame 2: two others
+    np.testing.assert_allclose(_top1_among_distractors(target.clone(), target, mask, neg), [1 / 3])
+
+
+def test_the_objective_loss_is_near_zero_for_a_perfect_prediction_and_log_k_plus_1_for_a_blind_one():
+    """Orthogonal targets (one-hot per frame), 5 distractors, temperature 0.1: predicting the target gives
+    log(1 + 5 e^-10); a prediction equally similar to every candidate gives log 6."""
+    mask, neg = _mask_and_negatives(b=2, t=40, k=5, seed=3)
+    target = torch.eye(40)[None].repeat(2, 1, 1)
+    np.testing.assert_allclose(_objective_loss("wav2vec2", target.clone(), target, mask, neg),
+                               [np.log1p(5 * np.exp(-10.0))] * 2, rtol=2e-3)
+    np.testing.assert_allclose(_objective_loss("wav2vec2", torch.ones_like(target), target, mask, neg),
+                               [np.log(6.0)] * 2, rtol=1e-5)
+    np.testing.assert_allclose(_objective_loss("data2vec", target.clone(), target, mask, neg), [0.0, 0.0])
+
+
 def test_a_random_prediction_is_near_chance():
     mask, neg = _mask_and_negatives(b=8, t=200, k=9, seed=1)
     top1 = _top1_among_distractors(torch.randn(8, 200, 16), torch.randn(8, 200, 16), mask, neg)
@@ -55,6 +86,8 @@ def test_ssl_at_learning_rate_zero_gains_nothing_and_is_incompetent(arch):
     _, _, ho = train_ssl(enc, _audio(4, 1.0), SR, steps=2, batch_size=2, crop_s=0.5, lr=0.0, seed=0,
                          heldout_audio=held)
     np.testing.assert_array_equal(ho["init"], ho["trained"])
+    np.testing.assert_array_equal(ho["init_strict"], ho["trained_strict"])
+    np.testing.assert_array_equal(ho["init_loss"], ho["trained_loss"])
     assert ho["chance"] == pytest.approx(1 / 21) and ho["init"].shape == (4,)
     est = competence([{"competence": {"ssl": ho}}], ("ssl",))[SSL_COMPETENCE.name]
     assert est.value == 0.0

@@ -40,7 +40,7 @@ from stimuli.pitch import PITCH_TIMBRES, pitch_features, pitch_set
 ARCHS = ("wav2vec2", "data2vec")
 CONDITIONS = ("untouched", "ssl", "transcription")
 SR = 16000
-VERSION = "grasse2026-conditions-3"
+VERSION = "grasse2026-conditions-4"
 
 CI_SETTINGS = dict(seeds=2, steps=600, batch_size=8, crop_s=1.0, lr=1e-3, hidden=128, n_layers=3,
                    conv_channels=128, ssl_clips=48, music_tracks=32, clip_s=4.0, n_exemplars=2, dur_s=0.5,
@@ -473,6 +473,10 @@ def all_runs(run, arch: str) -> list:
                           if "score_excerpts" in c["transcription"] else {}),
                        "ssl_heldout_top1_init": float(np.mean(c["ssl"]["init"])),
                        "ssl_heldout_top1_trained": float(np.mean(c["ssl"]["trained"])),
+                       "ssl_heldout_top1_strict_init": float(np.mean(c["ssl"]["init_strict"])),
+                       "ssl_heldout_top1_strict_trained": float(np.mean(c["ssl"]["trained_strict"])),
+                       "ssl_heldout_loss_init": float(np.mean(c["ssl"]["init_loss"])),
+                       "ssl_heldout_loss_trained": float(np.mean(c["ssl"]["trained_loss"])),
                        "ssl_final_loss": float(np.mean(r["losses"]["ssl"][-10:])),
                        "transcription_final_loss": float(np.mean(r["losses"]["transcription"][-10:]))}
             for cond, res in r["results"].items():
@@ -573,12 +577,20 @@ SSL_COMPETENCE = Competence(
     metric="masked-frame identification on held-out speech + music clips: a masked frame counts when the "
            "objective's prediction there (wav2vec 2.0: context projection vs its quantised latent; data2vec: "
            "the regression head vs the teacher's top-K target) is closer by cosine to its own target than to "
-           "all 20 distractors from other masked frames; trained minus the same network and heads at "
-           "initialisation, same clips, masks and distractors; mean over clips, interval min/max over seeds",
+           "every one of its 20 distractors (other masked frames) that differs from the target; a distractor "
+           "identical to the target (wav2vec 2.0: the same quantised code) is dropped, as the contrastive loss "
+           "drops it, and a frame left with none counts as wrong (a collapsed target scores 0); trained minus "
+           "the same network and heads at initialisation, same clips, masks and distractors; mean over clips, "
+           "interval min/max over seeds. Reported beside it: the strict top-1 (identical distractors beat the "
+           "frame) and the objective's held-out loss, at init and trained",
     comparator=">=",
     thresholds={"ci": 0.10, "paper": 0.20},
     source="ours, set before measuring: 0.10 at ci is twice chance (1/21) above the starting network; 0.20 "
-           "at paper",
+           "at paper. The measure was revised on 2026-12-07 (conditions-4), the threshold not: until then a "
+           "distractor identical to the target counted against the frame, which no predictor can avoid (it is "
+           "the target) and which the objective itself excludes; 18-19 % of wav2vec2's masked frames had one. "
+           "The revision came after wav2vec2 had missed the gate under the stricter measure, so the strict "
+           "values stay in the report (values.competence ssl_top1_strict_*)",
     baseline="the same network at initialisation (gain 0) and chance 1/21; both in values.competence",
 )
 
@@ -625,6 +637,9 @@ def earned(run, runs: list, arch: str, result: dict, conditions=("transcription"
                 "score_excerpts_note_f1": float(np.mean(t["score_excerpts"]["note_f1"]))}
                if "score_excerpts" in t else {}),
             "ssl_top1_trained": float(np.mean(s["trained"])), "ssl_top1_init": float(np.mean(s["init"])),
+            "ssl_top1_strict_trained": float(np.mean(s["trained_strict"])),
+            "ssl_top1_strict_init": float(np.mean(s["init_strict"])),
+            "ssl_loss_trained": float(np.mean(s["trained_loss"])), "ssl_loss_init": float(np.mean(s["init_loss"])),
             "ssl_chance": s["chance"], "heldout_clips": int(len(s["trained"])),
             "train_seconds": {k: float(v) for k, v in r["train_seconds"].items()}}
     run.log_values({"competence": {arch: values}})
