@@ -242,6 +242,14 @@ def _run_claims(k: str, cache_dir: Path, work: Path, jobs: int) -> tuple[float, 
     return secs, json.loads(path.read_text()), "" if proc.returncode == 0 else f"pytest exit {proc.returncode}"
 
 
+def verdict_tally(rep: dict | None) -> str:
+    """``"FAIL 3, INCONCLUSIVE 4, PASS 3"``: the claim tests of a ``claims.json`` report by verdict (``""`` without one)."""
+    counts: dict = {}
+    for r in (rep or {}).get("claims", []):
+        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+    return ", ".join(f"{v} {n}" for v, n in sorted(counts.items()))
+
+
 def claims_cold_warm(k: str = "", jobs: int = 2) -> list[dict]:
     """Time the ci claims of each paper from a cold cache (wall, ``-n jobs``), then all of them warm.
 
@@ -262,7 +270,8 @@ def claims_cold_warm(k: str = "", jobs: int = 2) -> list[dict]:
             cold_total += secs
             budget = CLAIM_BUDGETS_S.get(paper)
             built = sum(r.get("cache_misses", 0) for r in rep["claims"]) if rep else 0
-            note = f"{len(rep['claims']) if rep else 0} claim tests, {built} cache entries built" + (f"; {err}" if err else "")
+            note = (f"{len(rep['claims']) if rep else 0} claim tests ({verdict_tally(rep)}), {built} cache entries built"
+                    + (f"; {err}" if err else ""))
             out.append(row(f"{paper} claims, cold cache, wall on {jobs} workers", round(secs, 1), "s",
                            f"≤ {budget // 60} min" if budget else "", secs <= budget if budget else None, note))
             shutil.copytree(paper_cache, cache, dirs_exist_ok=True)  # content-addressed: union is safe
@@ -274,7 +283,7 @@ def claims_cold_warm(k: str = "", jobs: int = 2) -> list[dict]:
         misses = sum(r.get("cache_misses", 0) for r in rep["claims"]) if rep else -1
         out.append(row(f"claims {k or 'all papers'}, warm cache, wall on {jobs} workers", round(secs, 1), "s",
                        "a fraction of cold; builds nothing", misses == 0,
-                       f"{hits} cache hits, {misses} misses" + (f"; {err}" if err else "")))
+                       f"{hits} cache hits, {misses} misses; {verdict_tally(rep)}" + (f"; {err}" if err else "")))
         out.append(row("warm / cold wall time", round(secs / cold_total, 3), "ratio", "≪ 1"))
     return out
 
