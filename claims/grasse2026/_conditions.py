@@ -17,7 +17,9 @@ LibriSpeech (``--librispeech``), music from FMA (``--fma``), both decoded once i
 (:mod:`stimuli.lab_data`), transcription excerpts from ``--transcription-data`` (MAESTRO converted by
 ``python -m stimuli.open_data --transcription``), and encoders of a medium size trained from a seeded
 random init (``start="random"``; ``--set start=checkpoints`` starts from ``--checkpoints`` as the paper
-tier does, recorded as an override).
+tier does, recorded as an override: the checkpoint keeps its own shape, so the lab shape settings
+:data:`LAB_SHAPE` do not apply and leave the cache key, the time estimate reads the checkpoint's config, and
+the lab tier's span masking ``mask_time_prob`` / ``mask_time_length`` still applies).
 """
 from __future__ import annotations
 
@@ -281,17 +283,56 @@ def lab_training_data(settings: dict, data, cache=None) -> dict:
 
 def lab_training_inputs(arch: str, settings: dict, seed: int, data, cache=None) -> list:
     """:func:`training_inputs` at the lab tier: the pitch set, the decoded clip sets by content (their loaders'
-    manifests), the transcription excerpts and, with ``start="checkpoints"``, the starting checkpoint."""
+    manifests), the transcription excerpts and, with ``start="checkpoints"``, the starting checkpoint (checked
+    first, before anything is decoded)."""
+    start = _lab_start(settings)
+    ckpt = _checkpoint(arch, data, "--set start=checkpoints: ")[1] if start == "checkpoints" else None
     out = [stimuli_manifest(settings)]
     out += [c.manifest["data"] for c in _lab_sets(settings, data, cache).values()]
     root = data.require("transcription")
     out.append(folder_manifest(root, files=sum(_transcription_split(root, settings), []), name="transcription"))
-    if settings.get("start", "random") == "checkpoints":
-        ck = Path(data.require("checkpoints"))
-        ids = ck / "hub_ids.json"
-        out.append(folder_manifest(ck, files=[ids], name="checkpoints") if ids.exists()
-                   else folder_manifest(ck / arch, name=f"checkpoints/{arch}"))
-    return out
+    return out + ([ckpt] if ckpt is not None else [])
+
+
+#: How the lab tier's encoders start (``--set start=...``).
+LAB_STARTS = ("random", "checkpoints")
+#: The lab settings of a random start's shape; with ``start="checkpoints"`` the checkpoint has its own.
+LAB_SHAPE = ("hidden", "n_layers", "n_heads", "intermediate", "conv_channels")
+
+
+def _lab_start(settings: dict) -> str:
+    start = settings.get("start", "random")
+    if start not in LAB_STARTS:
+        raise UserError(f"start={start!r}: the lab tier starts its encoders from 'random' (a seeded init) or "
+                        f"'checkpoints' (--set start=checkpoints with --checkpoints DIR)")
+    return start
+
+
+def _checkpoint(arch: str, data, why: str = "") -> tuple:
+    """(source, manifest) of ``arch``'s starting checkpoint under ``--checkpoints``: the hub id of
+    ``<root>/hub_ids.json`` (keyed by that file), else the ``<root>/<arch>`` save_pretrained folder (keyed by its
+    files' content, not its path)."""
+    try:
+        root = Path(data.require("checkpoints"))
+    except UserError as e:
+        raise UserError(f"{why}{e}") from None
+    ids = root / "hub_ids.json"
+    if ids.exists():
+        try:
+            hub = json.loads(ids.read_text())
+        except json.JSONDecodeError as e:
+            raise UserError(f"{ids} is not JSON ({e.msg}): write {{\"wav2vec2\": HUB_ID, \"data2vec\": HUB_ID}}") \
+                from None
+        if not isinstance(hub, dict) or not hub.get(arch):
+            raise UserError(f"{ids} has no {arch!r} hub id: add \"{arch}\": HUB_ID (e.g. facebook/wav2vec2-base, "
+                            f"facebook/data2vec-audio-base), or remove the file to read {root}/{arch}/")
+        return str(hub[arch]), folder_manifest(root, files=[ids], name="checkpoints")
+    folder = root / arch
+    if not (folder / "config.json").is_file():
+        raise UserError(f"--checkpoints {root} has no {arch}/ folder with a config.json, nor a hub_ids.json: save the "
+                        f"{arch} encoder there with save_pretrained, or map architectures to hub ids in "
+                        f"{root}/hub_ids.json")
+    return folder, folder_manifest(folder, name=f"checkpoints/{arch}")
 
 
 def lab_encoder_config(arch: str, settings: dict):
@@ -345,27 +386,26 @@ def training_inputs(arch: str, tier: str, settings: dict, seed: int, data=None) 
         out.append(data_manifest(key, folder_manifest(root, files=picked, name=f"{key}.drawn"), listed=n_listed))
     root = data.require("transcription")
     out.append(folder_manifest(root, files=sum(_transcription_split(root, settings), []), name="transcription"))
-    ck = Path(data.require("checkpoints"))
-    ids = ck / "hub_ids.json"
-    out.append(folder_manifest(ck, files=[ids], name="checkpoints") if ids.exists()
-               else folder_manifest(ck / arch, name=f"checkpoints/{arch}"))
+    out.append(_checkpoint(arch, data)[1])
     return out
 
 
 def _start_encoder(arch: str, tier: str, settings: dict, seed: int, data=None):
+    """The starting encoder (the untouched condition). ``ci``: a tiny config, seeded. ``paper``: the checkpoint of
+    ``--checkpoints``. ``lab``: :func:`lab_encoder_config`, seeded, or with ``start="checkpoints"`` the checkpoint,
+    whose own shape it keeps (the lab shape settings, :data:`LAB_SHAPE`, do not apply) with the lab tier's span
+    masking (``mask_time_prob``, ``mask_time_length``: the SSL objective's, as for a random start)."""
     from models.ssl_audio import build_encoder, load_encoder, tiny_config
 
-    if tier == "lab" and settings.get("start", "random") == "random":
-        return build_encoder(lab_encoder_config(arch, settings), seed=seed)
-    if tier == "lab" and settings.get("start") != "checkpoints":
-        raise UserError(f"start={settings.get('start')!r}: use 'random' (the lab tier) or 'checkpoints' (--checkpoints)")
     if tier == "lab":
-        tier = "paper"  # start="checkpoints": the paper tier's checkpoints
+        if _lab_start(settings) == "random":
+            return build_encoder(lab_encoder_config(arch, settings), seed=seed)
+        enc = load_encoder(_checkpoint(arch, data, "--set start=checkpoints: ")[0])
+        enc.config.mask_time_prob = float(settings["mask_time_prob"])
+        enc.config.mask_time_length = int(settings["mask_time_length"])
+        return enc
     if tier == "paper":
-        root = Path(data.require("checkpoints"))
-        ids = root / "hub_ids.json"
-        src = json.loads(ids.read_text())[arch] if ids.exists() else root / arch
-        return load_encoder(src)
+        return load_encoder(_checkpoint(arch, data)[0])
     cfg = tiny_config(arch, hidden=int(settings["hidden"]), n_layers=int(settings["n_layers"]),
                       conv_channels=int(settings["conv_channels"]))
     return build_encoder(cfg, seed=seed)
@@ -433,8 +473,9 @@ def condition_config(arch: str, seed: int, tier: str, settings: dict, device="cp
     """The cache key config of :func:`condition_run`: what it reads, by content, and its settings."""
     inputs = (lab_training_inputs(arch, settings, seed, data, cache) if tier == "lab"
               else training_inputs(arch, tier, settings, seed, data))
+    unused = ("seeds", "n_boot") + (LAB_SHAPE if tier == "lab" and settings.get("start") == "checkpoints" else ())
     return content_key(*inputs, arch=arch, seed=int(seed), tier=tier, device_type=str(getattr(device, "type", device)),
-                       settings={k: v for k, v in settings.items() if k not in ("seeds", "n_boot")})
+                       settings={k: v for k, v in settings.items() if k not in unused})
 
 
 def all_runs(run, arch: str) -> list:
@@ -674,8 +715,7 @@ def estimate_work(claim_id: str, variant: str, tier: str, s: dict, data=None) ->
     if tier != "lab":
         return []
     arch = variant if variant in ARCHS else "wav2vec2"
-    shape = dict(hidden=int(s["hidden"]), n_layers=int(s["n_layers"]), conv_channels=int(s["conv_channels"]),
-                 intermediate=int(s["intermediate"]))
+    shape, start_note = _estimate_shape(arch, s, data)
     crop = forward_flops(n_samples=int(round(float(s["crop_s"]) * SR)), **shape)
     clip = forward_flops(n_samples=int(round(float(s["clip_s"]) * SR)), **shape)
     second = forward_flops(n_samples=SR, **shape)
@@ -708,10 +748,30 @@ def estimate_work(claim_id: str, variant: str, tier: str, s: dict, data=None) ->
         scoring = 2 * n_ho * clip + int(s["heldout_tracks"]) * clip + 16 * clip     # init + trained, held out
         acts = 3 * n_pitch_s * second
         work.append(Work(f"grasse:{arch}:{seed}:{key}",
-                         f"{arch} seed {seed}: SSL + transcription, {steps} updates of {batch} x {s['crop_s']} s each",
+                         f"{arch} seed {seed}: SSL + transcription, {steps} updates of {batch} x {s['crop_s']} s each"
+                         f"{start_note}",
                          flops=ssl + trans + scoring + acts, steps=2 * steps,
                          host_s=2.0 + RUN_HOST_S * min(1.0, int(s["n_perm"]) / 10000)))
     return work
+
+
+def _estimate_shape(arch: str, s: dict, data=None) -> tuple[dict, str]:
+    """The encoder shape :func:`estimate_work` counts, and a note for its description: the lab settings' (a random
+    start), or with ``start="checkpoints"`` the checkpoint's config (a local folder, or a hub id in the local
+    transformers cache; else the settings', said so)."""
+    shape = dict(hidden=int(s["hidden"]), n_layers=int(s["n_layers"]), conv_channels=int(s["conv_channels"]),
+                 intermediate=int(s["intermediate"]))
+    if s.get("start", "random") != "checkpoints":
+        return shape, ""
+    try:
+        from transformers import AutoConfig
+
+        cfg = AutoConfig.from_pretrained(str(_checkpoint(arch, data)[0]), local_files_only=True)
+        shape = dict(hidden=int(cfg.hidden_size), n_layers=int(cfg.num_hidden_layers),
+                     conv_channels=int(max(cfg.conv_dim)), intermediate=int(cfg.intermediate_size))
+    except (UserError, OSError, ValueError, AttributeError, TypeError):      # e.g. a hub id not downloaded yet
+        return shape, ", from a checkpoint not read here (shape of the lab settings)"
+    return shape, f", from the checkpoint ({shape['n_layers']} x {shape['hidden']})"
 
 
 def _register_estimator() -> None:
