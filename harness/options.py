@@ -46,6 +46,8 @@ DATA_ROOTS = {
     # open datasets as their distributors ship them (the lab tier; layouts in docs/open_data.md)
     "fsd50k": DataRoot("fsd50k", "--fsd50k", "MEC_FSD50K", None,
                        "FSD50K (FSD50K.dev_audio/, FSD50K.eval_audio/, FSD50K.ground_truth/; lab tier)"),
+    "esc50": DataRoot("esc50", "--esc50", "MEC_ESC50", None,
+                      "ESC-50 (audio/ and meta/esc50.csv; Kim et al.'s second held-out set, every tier)"),
     "librispeech": DataRoot("librispeech", "--librispeech", "MEC_LIBRISPEECH", None,
                             "LibriSpeech (<subset>/<speaker>/<chapter>/*.flac; lab tier)"),
     "fma": DataRoot("fma", "--fma", "MEC_FMA", None,

@@ -99,6 +99,13 @@ def fsd50k_stat(root) -> dict:
                          + ["ontology.json", "FSD50K/ontology.json"], "fsd50k")
 
 
+def esc50_stat(root) -> dict:
+    """Stat manifest of ESC-50's clips and metadata (the repository folder, or its parent holding
+    ``ESC-50-master/``)."""
+    return stat_manifest(root, [f"{p}{f}" for p in ("", "ESC-50-master/") for f in ("audio/*", "meta/esc50.csv")],
+                         "esc50")
+
+
 def librispeech_stat(root, subset: str) -> dict:
     return stat_manifest(root, [f"{subset}/*/*/*", f"LibriSpeech/{subset}/*/*/*"], f"librispeech-{subset}")
 
@@ -121,6 +128,14 @@ def load_fsd50k_cached(cache, root, ontology=None, kim_lists=None, **params) -> 
         parts.append(folder_manifest(Path(kim_lists).parent, files=[Path(kim_lists)], name="kim_music_names"))
     return cached_clipset(cache, "fsd50k", parts, lambda: load_fsd50k(root, ontology=ontology,
                                                                      kim_music_names_path=kim_lists, **params),
+                          **{k: v for k, v in params.items() if k != "progress"})
+
+
+def load_esc50_cached(cache, root, **params) -> ClipSet:
+    """:func:`stimuli.open_data.load_esc50` through :func:`cached_clipset` (``params`` as the loader's)."""
+    from stimuli.open_data import load_esc50
+
+    return cached_clipset(cache, "esc50", [esc50_stat(root)], lambda: load_esc50(root, **params),
                           **{k: v for k, v in params.items() if k != "progress"})
 
 

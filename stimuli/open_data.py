@@ -394,6 +394,38 @@ def load_fsd50k(root, sr: int = 16000, clip_s: float = 10.0, split: str = "dev",
 
 
 ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
+#: ESC-50's five major categories (Piczak 2015), ten classes each: targets 0-9, 10-19, ..., 40-49.
+ESC50_MAJOR_CATEGORIES = ("Animals", "Natural soundscapes & water sounds", "Human, non-speech sounds",
+                          "Interior/domestic sounds", "Exterior/urban noises")
+
+
+def esc50_major_category(targets) -> np.ndarray:
+    """The major category (:data:`ESC50_MAJOR_CATEGORIES`) of each ESC-50 target id (0-49), as str."""
+    t = np.asarray(targets, dtype=int)
+    if t.size and (t.min() < 0 or t.max() > 49):
+        raise UserError(f"ESC-50 target ids are 0-49, got {int(t.min())}-{int(t.max())}: meta/esc50.csv is not "
+                        f"the one shipped with the dataset")
+    return np.array([ESC50_MAJOR_CATEGORIES[k // 10] for k in t], dtype=str)
+
+
+def require_esc50_categories(root, what: str = "this claim") -> Path:
+    """Check, from ``meta/esc50.csv`` alone (no audio is read), that an ESC-50 folder has clips of all five
+    major categories (:data:`ESC50_MAJOR_CATEGORIES`); returns the folder (the repository, descending into
+    ``ESC-50-master/``). A stand-in folder without one stops with a one-line error naming the file."""
+    root = _require_root(root, "esc50", nested=("ESC-50-master",))
+    meta = _require_metadata(root / "meta" / "esc50.csv", "esc50", "metadata")
+    rows = _read_csv(meta, ESC50_COLUMNS, "esc50")
+    try:
+        targets = [int(r["target"]) for r in rows]
+    except ValueError:
+        raise UserError(f"{meta}: target must be an integer (0-49) in every row") from None
+    present = set(esc50_major_category(targets))
+    absent = [c for c in ESC50_MAJOR_CATEGORIES if c not in present]
+    if absent:
+        raise UserError(f"{what} compares music with each of ESC-50's five major categories, but {meta} lists no "
+                        f"clip of {', '.join(repr(c) for c in absent)} (targets {10 * ESC50_MAJOR_CATEGORIES.index(absent[0])}"
+                        f"-{10 * ESC50_MAJOR_CATEGORIES.index(absent[0]) + 9}): pass the whole ESC-50 with --esc50 DIR")
+    return root
 
 
 def load_esc50(root, sr: int = 16000, clip_s: float = 5.0, folds=None, progress: bool = True) -> ClipSet:
@@ -417,8 +449,9 @@ def load_esc50(root, sr: int = 16000, clip_s: float = 5.0, folds=None, progress:
     ClipSet
         One label column per category in ``target`` order (50), ``categories`` = the category, every
         clip in split ``"test"``; no class counts as music or speech (the human non-speech classes
-        such as ``laughing`` or ``crying_baby`` are not speech). ``manifest["fold"]`` / ``["esc10"]``
-        hold each clip's fold and ESC-10 flag.
+        such as ``laughing`` or ``crying_baby`` are not speech). ``manifest["fold"]`` / ``["esc10"]`` /
+        ``["target"]`` / ``["src_file"]`` hold each clip's fold, ESC-10 flag, target id (0-49; its major
+        category: :func:`esc50_major_category`) and source recording.
 
     Layout
     ------
@@ -453,7 +486,8 @@ def load_esc50(root, sr: int = 16000, clip_s: float = 5.0, folds=None, progress:
     data = _data_manifest("esc50", root, [audio_dir / r["filename"] for r in kept], [meta], sr=int(sr),
                           clip_s=float(clip_s), folds=folds)
     manifest = _manifest("esc50", root, data, len(rows), loaded, sr=sr, clip_s=clip_s, folds=folds,
-                         fold=[r["fold"] for r in kept], esc10=[r["esc10"] == "True" for r in kept])
+                         fold=[r["fold"] for r in kept], esc10=[r["esc10"] == "True" for r in kept],
+                         target=[r["target"] for r in kept], src_file=[r["src_file"] for r in kept])
     return ClipSet(audio=loaded.audio, sr=sr, labels=_one_hot([r["category"] for r in kept], names),
                    class_names=names, music_classes=np.zeros(len(names), bool),
                    speech_classes=np.zeros(len(names), bool), split=np.array(["test"] * len(kept)),
@@ -1475,7 +1509,8 @@ _register(
               "incomplete, eval labels are exhaustive; dev and eval have no uploader in common."),
     OpenDataset(
         name="esc50", title="ESC-50", loader=load_esc50,
-        used_for="Kim et al. 2024: a second held-out set of non-music environmental sounds",
+        used_for="Kim et al. 2024: a second held-out set of non-music environmental sounds "
+                 "(kim2024.esc50.music_above_environmental, --esc50, every tier)",
         licence="CC BY-NC 3.0 (clips from Freesound; the ESC-10 subset CC BY)",
         url="https://github.com/karolpiczak/ESC-50",
         size="about 0.9 GB (2,000 x 5 s, 44.1 kHz mono WAV)",

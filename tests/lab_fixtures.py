@@ -2,7 +2,7 @@
 
 Each builder writes a folder in the layout its dataset ships in (the formats of
 ``tests/test_open_data.py``, whose helpers it reuses), just large enough for the claims' splits and
-batches: FSD50K (168 two-second clips), LibriSpeech (train-clean-100 and dev-clean), FMA small (24
+batches: FSD50K (168 two-second clips), ESC-50 (one clip per class), LibriSpeech (train-clean-100 and dev-clean), FMA small (24
 tracks), MAESTRO converted to ``*.npz`` excerpts, GuitarSet (6 players x 4 excerpts with chords and
 notes) and GTZAN (3 genres x 10). The audio is synthetic (tones, chords, noise bursts) and follows
 the annotations, so the runs reach verdicts, not meaningful ones.
@@ -97,6 +97,33 @@ def make_lab_fsd50k(root: Path, n_train: int = 96, n_val: int = 24, n_eval: int 
     (gt / "dev.csv").write_text("fname,labels,mids,split\n" + "\n".join(rows["dev"]) + "\n")
     (gt / "eval.csv").write_text("fname,labels,mids\n" + "\n".join(rows["eval"]) + "\n")
     _ontology_json(root / "ontology.json")
+    return root
+
+
+# ----------------------------------------------------------------------------------------- ESC-50
+#: ESC-50's 50 classes in target order (Piczak 2015): five major categories of ten.
+ESC50_CLASSES = ("dog rooster pig cow frog cat hen insects sheep crow "
+                 "rain sea_waves crackling_fire crickets chirping_birds water_drops wind pouring_water toilet_flush "
+                 "thunderstorm crying_baby sneezing clapping breathing coughing footsteps laughing brushing_teeth "
+                 "snoring drinking_sipping door_wood_knock mouse_click keyboard_typing door_wood_creaks can_opening "
+                 "washing_machine vacuum_cleaner clock_alarm clock_tick glass_breaking helicopter chainsaw siren "
+                 "car_horn engine train church_bells airplane fireworks hand_saw").split()
+
+
+def make_lab_esc50(root: Path, per_class: int = 1, dur_s: float = 1.0, seed: int = 6) -> Path:
+    """ESC-50 (the repository layout, ``root`` = ``ESC-50-master/``): ``per_class`` clips of each of the 50
+    classes at 44.1 kHz, noise bursts and low tones (no chords), two takes per source recording."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for target, name in enumerate(ESC50_CLASSES):
+        for k in range(per_class):
+            fold, src, take = 1 + (target + k) % 5, str(100000 + 10 * target + k // 2), "AB"[k % 2]
+            fname = f"{fold}-{src}-{take}-{target}.wav"
+            x = _noise(rng, dur_s, 44100) if (target + k) % 2 else _chord([80 + 60 * rng.random()], dur_s, 44100)
+            _save(root / "audio" / fname, x, 44100)
+            rows.append(f"{fname},{fold},{target},{name},{target < 10 and k == 0},{src},{take}")
+    (root / "meta").mkdir(parents=True, exist_ok=True)
+    (root / "meta" / "esc50.csv").write_text("filename,fold,target,category,esc10,src_file,take\n" + "\n".join(rows) + "\n")
     return root
 
 
@@ -225,7 +252,8 @@ def build_all(out: Path) -> dict:
     """Every lab fixture under ``out``; returns option -> folder."""
     out = Path(out)
     maestro = make_lab_maestro(out / "maestro-v3.0.0")
-    return {"--fsd50k": make_lab_fsd50k(out / "FSD50K"), "--librispeech": make_lab_librispeech(out / "librispeech"),
+    return {"--fsd50k": make_lab_fsd50k(out / "FSD50K"), "--esc50": make_lab_esc50(out / "ESC-50-master"),
+            "--librispeech": make_lab_librispeech(out / "librispeech"),
             "--fma": make_lab_fma(out / "fma"), "--transcription-data": make_lab_transcription(out / "maestro-npz", maestro),
             "--guitarset": make_lab_guitarset(out / "GuitarSet"), "--gtzan": make_lab_gtzan(out / "gtzan")}
 

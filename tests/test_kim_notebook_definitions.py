@@ -26,7 +26,8 @@ from stimuli.loaders import KIM_SINGING_CLASSES, music_analysis_sets, music_clas
 
 torch.set_num_threads(1)
 
-KIM_IDS = ("kim2024.ablation.ms_units_matter", "kim2024.all_units_prefer_music", "kim2024.ms_units.amplitude_invariant",
+KIM_IDS = ("kim2024.ablation.ms_units_matter", "kim2024.all_units_prefer_music", "kim2024.esc50.music_above_environmental",
+           "kim2024.ms_units.amplitude_invariant",
            "kim2024.ms_units.linear_readout", "kim2024.ms_units.response_ratio", "kim2024.natsound165.ratio",
            "kim2024.no_speech.still_selective", "kim2024.quilts.segment_size", "kim2024.separability",
            "kim2024.speech_units.weaker")
