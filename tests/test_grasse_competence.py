@@ -87,7 +87,8 @@ def test_ssl_at_learning_rate_zero_gains_nothing_and_is_incompetent(arch):
                          heldout_audio=held)
     np.testing.assert_array_equal(ho["init"], ho["trained"])
     np.testing.assert_array_equal(ho["init_strict"], ho["trained_strict"])
-    np.testing.assert_array_equal(ho["init_loss"], ho["trained_loss"])
+    # data2vec's EMA step (tau * teacher + (1 - tau) * student, equal weights) rounds in the last bit
+    np.testing.assert_allclose(ho["init_loss"], ho["trained_loss"], rtol=1e-5)
     assert ho["chance"] == pytest.approx(1 / 21) and ho["init"].shape == (4,)
     est = competence([{"competence": {"ssl": ho}}], ("ssl",))[SSL_COMPETENCE.name]
     assert est.value == 0.0
