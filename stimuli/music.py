@@ -664,7 +664,10 @@ def _normalise(x: np.ndarray, rms: float) -> np.ndarray:
 # --------------------------------------------------------------------------- ground truth
 
 def piano_roll(notes: NoteList, n_frames: int, frame_hop_s: float) -> np.ndarray:
-    """[n_frames, 128] bool: frame i (time i * hop) is on for a pitch when onset <= t < offset."""
+    """[n_frames, 128] bool: frame i (time i * hop) is on for a pitch when onset <= t < offset.
+
+    Times are compared in frames with a tolerance of 1e-9 frame (``frame_hop_s * 1e-9`` s), so an onset that
+    is a frame time up to float rounding starts on that frame."""
     i0 = np.clip(np.ceil(notes.onset_s / frame_hop_s - 1e-9), 0, n_frames).astype(np.int64)
     i1 = np.clip(np.ceil(notes.offset_s / frame_hop_s - 1e-9), 0, n_frames).astype(np.int64)
     count = np.zeros((n_frames + 1, 128), dtype=np.int32)

@@ -9,7 +9,7 @@ from pathlib import Path
 import mir_eval
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 from scipy import stats
 
 from harness.errors import UserError
@@ -76,6 +76,7 @@ def test_piano_roll_frames_analytical():
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.tuples(st.floats(-1.0, 3.0), st.floats(0.01, 2.0), st.integers(0, 127)),
                 min_size=1, max_size=20))
+@example([(4.323846241544402e-11, 1.0, 0)])   # found by CI: 1.7e-9 frame after frame 0, so frame 0 is off
 def test_property_piano_roll_counts(notes_spec):
     hop, n_frames = 0.025, 100
     on = np.array([a for a, _, _ in notes_spec])
@@ -85,7 +86,8 @@ def test_property_piano_roll_counts(notes_spec):
     t = np.arange(n_frames) * hop
     expected = np.zeros((n_frames, 128), bool)
     for a, b, m in zip(on, off, midi):
-        expected[(t >= a - 1e-9) & (t < b - 1e-9), m] = True
+        tol = 1e-9 * hop                                  # piano_roll's tolerance: 1e-9 frame
+        expected[(t >= a - tol) & (t < b - tol), m] = True
     assert np.array_equal(roll, expected)
 
 
