@@ -165,6 +165,23 @@ def category_margin(per_clip: np.ndarray, categories: np.ndarray, positive_categ
 
 
 # --------------------------------------------------------------------------- sound quilts
+def plot_category_ratios(names: Sequence[str], trained: Sequence[float], untrained: Sequence[float],
+                         highlighted: Sequence[bool], ylabel: str, title: str, rotation: float = 45,
+                         height_in: float = 3.6):
+    """Bar chart of the MS units' response ratio per category (``highlighted`` bars, the music ones, in red),
+    the random-init network's ratios as black dots and a line at 1; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, height_in))
+    ax.bar(list(names), list(trained), color=["tab:red" if h else "tab:gray" for h in highlighted])
+    ax.plot(list(names), list(untrained), "k.", label="random init")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set(ylabel=ylabel, title=title)
+    ax.tick_params(axis="x", rotation=rotation)
+    ax.legend()
+    return fig
+
+
 def quilt_response_pipeline(audio: np.ndarray, sr: int, seg_ms_list: Sequence[int],
                             quilt: Callable[[np.ndarray, int, int, int], np.ndarray],
                             featurize: Callable[[np.ndarray], np.ndarray], seed: int = 0) -> dict:

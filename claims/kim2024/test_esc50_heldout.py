@@ -1,7 +1,7 @@
 """kim2024.esc50.music_above_environmental: MS units prefer held-out music to ESC-50's environmental sounds."""
 import numpy as np
 
-from analysis.selectivity import mean_response_per_clip
+from analysis.selectivity import mean_response_per_clip, plot_category_ratios
 from analysis.stats import Estimate
 from claims.kim2024._conditions import (CI_UNMEASURED, COMPETENCE, EPOCHS_NOTE, MS_UNIT_REFERENCES, SELECTION_NOTE,
                                         KimConditions, lab_tier, notebook_references, tier_settings)
@@ -143,8 +143,6 @@ def bootstrap_ratio(music: np.ndarray, env: np.ndarray, clusters: np.ndarray, se
 
 @claim(SPEC)
 def test_esc50_music_above_environmental(run):
-    import matplotlib.pyplot as plt
-
     root = require_esc50_categories(run.require_data("esc50"), what=SPEC.id)   # one line, before any training
     cond = KimConditions.from_run(run)
     main, rand = per_seed(cond, "without_music", root), per_seed(cond, "random_init", root)
@@ -159,16 +157,12 @@ def test_esc50_music_above_environmental(run):
         "n_music_clips": int(main["music"].shape[1]), "n_esc50_clips": int(main["esc50"].shape[1]),
         "n_esc50_sources": int(len(np.unique(main["src_file"]))),
         "esc50_manifest": cond.esc50_clips(root).manifest["data"]["hash"]})
-    fig, ax = plt.subplots(figsize=(7, 3.8))
     names = ["music (corpus train)"] + list(ESC50_MAJOR_CATEGORIES)
     trained = [np.mean(main["ratio"])] + [np.mean([d[c] for d in main["majors"]]) for c in ESC50_MAJOR_CATEGORIES]
     untrained = [np.mean(rand["ratio"])] + [np.mean([d[c] for d in rand["majors"]]) for c in ESC50_MAJOR_CATEGORIES]
-    ax.bar(names, trained, color=["tab:red"] + ["tab:gray"] * len(ESC50_MAJOR_CATEGORIES))
-    ax.plot(names, untrained, "k.", label="random init")
-    ax.axhline(1.0, color="k", lw=0.8)
-    ax.set(ylabel="MS-unit response / ESC-50 mean", title="ESC-50 (165 sounds in the paper: 1.88 vs untrained 1.03)")
-    ax.tick_params(axis="x", rotation=30)
-    ax.legend()
+    fig = plot_category_ratios(names, trained, untrained, [True] + [False] * len(ESC50_MAJOR_CATEGORIES),
+                               "MS-unit response / ESC-50 mean",
+                               "ESC-50 (165 sounds in the paper: 1.88 vs untrained 1.03)", rotation=30, height_in=3.8)
     run.log_figure(fig, "esc50_categories.png")
     return cond.earned(run, {
         "main": Evidence({"ratio": bootstrap_ratio(main["music"], main["esc50"], main["src_file"]),

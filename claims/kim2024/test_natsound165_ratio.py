@@ -1,7 +1,7 @@
 """kim2024.natsound165.ratio: MS units found on the training corpus prefer music among 165 real sounds."""
 import numpy as np
 
-from analysis.selectivity import category_ratios, mean_response_per_clip, response_ratio
+from analysis.selectivity import category_ratios, mean_response_per_clip, plot_category_ratios, response_ratio
 from analysis.stats import Estimate
 from claims.kim2024._conditions import (CI_MEASURED, COMPETENCE, EPOCHS_NOTE, MS_UNIT_REFERENCES, SELECTION_NOTE,
                                         KimConditions, notebook_references, tier_settings, lab_tier)
@@ -81,8 +81,6 @@ def bootstrap_ratio(per_clip: np.ndarray, music: np.ndarray, seed: int = 0) -> E
 
 @claim(SPEC)
 def test_natsound165_ratio(run):
-    import matplotlib.pyplot as plt
-
     root = run.require_data("natsound165")
     require_natsound_categories(root, MUSIC_CATEGORIES, what=SPEC.id)   # one line, before any training
     cond = KimConditions.from_run(run, needs=("without_music", "with_music"))
@@ -92,15 +90,11 @@ def test_natsound165_ratio(run):
     run.log_values({"ratio_per_seed": main["ratio"], "random_ratio_per_seed": rand["ratio"],
                     "with_music_ratio_per_seed": withm["ratio"], "category_ratios": main["categories"],
                     "random_category_ratios": rand["categories"]})
-    fig, ax = plt.subplots(figsize=(7, 3.6))
     cats = sorted(main["categories"][0], key=lambda c: -np.mean([d[c] for d in main["categories"]]))
-    ax.bar(cats, [np.mean([d[c] for d in main["categories"]]) for c in cats],
-           color=["tab:red" if c in MUSIC_CATEGORIES else "tab:gray" for c in cats])
-    ax.plot(cats, [np.mean([d[c] for d in rand["categories"]]) for c in cats], "k.", label="random init")
-    ax.axhline(1.0, color="k", lw=0.8)
-    ax.set(ylabel="MS-unit response / non-music mean", title="165 natural sounds (paper: 1.88 vs untrained 1.03)")
-    ax.tick_params(axis="x", rotation=45)
-    ax.legend()
+    fig = plot_category_ratios(cats, [np.mean([d[c] for d in main["categories"]]) for c in cats],
+                               [np.mean([d[c] for d in rand["categories"]]) for c in cats],
+                               [c in MUSIC_CATEGORIES for c in cats], "MS-unit response / non-music mean",
+                               "165 natural sounds (paper: 1.88 vs untrained 1.03)")
     run.log_figure(fig, "natsound165_categories.png")
     return cond.earned(run, {
         "main": Evidence({"ratio": bootstrap_ratio(np.array(main["per_clip"]), main["music"]),
