@@ -384,21 +384,24 @@ def masked_frame_top1(arch: str, audio: np.ndarray, crop: int, mask_prob: float,
     """The SSL objective's own task on clips: identify each masked frame's target among distractors.
 
     Both objectives predict something at masked frames: wav2vec 2.0 its quantised latent (the
-    positive of the contrastive loss), data2vec the teacher's averaged top-K target. For the first
-    ``crop`` samples of every clip, with span masks and ``n_distractors`` distractors per masked frame
-    (other masked frames of the same clip) drawn from a generator seeded by ``seed`` (the same draws
-    for every model scored with that seed), a frame counts as correct when the prediction's cosine
-    similarity to its own target beats every distractor that differs from the target
-    (:func:`_top1_among_distractors`, ``ties="drop"``). Chance is about ``1 / (n_distractors + 1)``;
-    a collapsed target (all frames alike) scores 0.
+    positive of the contrastive loss), data2vec the teacher's averaged top-K target. Every clip is cut
+    into its whole, non-overlapping crops of ``crop`` samples (the training crop length; a remainder
+    shorter than a crop is left out), and in each crop, with span masks and ``n_distractors``
+    distractors per masked frame (other masked frames of the same crop) drawn from a generator seeded
+    by ``seed`` (the same draws for every model scored with that seed), a frame counts as correct when
+    the prediction's cosine similarity to its own target beats every distractor that differs from the
+    target (:func:`_top1_among_distractors`, ``ties="drop"``). Chance is about
+    ``1 / (n_distractors + 1)``; a collapsed target (all frames alike) scores 0.
 
     Returns
     -------
-    np.ndarray [n_clips]: the fraction of masked frames identified, per clip; with ``details``, a dict of
-    per-clip arrays ``top1`` (that), ``top1_strict`` (identical distractors beat the frame) and ``loss``
-    (:func:`_objective_loss`).
+    np.ndarray [n_clips]: the fraction of masked frames identified, per clip (the mean over its crops);
+    with ``details``, a dict of per-clip arrays ``top1`` (that), ``top1_strict`` (identical distractors
+    beat the frame) and ``loss`` (:func:`_objective_loss`).
     """
     rng = np.random.default_rng([int(seed), 7919])
+    n_clips, n_crops = audio.shape[0], max(1, audio.shape[1] // crop)
+    audio = np.ascontiguousarray(audio[:, :n_crops * crop]).reshape(n_clips * n_crops, crop)
     out = {"top1": [], "top1_strict": [], "loss": []}
     mods = [m for m in (model, student, teacher, head) if m is not None]
     was = [m.training for m in mods]
@@ -406,7 +409,7 @@ def masked_frame_top1(arch: str, audio: np.ndarray, crop: int, mask_prob: float,
         m.eval()
     try:
         for i in range(0, audio.shape[0], batch_size):
-            xb = _normalize(torch.from_numpy(np.ascontiguousarray(audio[i:i + batch_size, :crop])).to(device))
+            xb = _normalize(torch.from_numpy(audio[i:i + batch_size]).to(device))
             enc = model.wav2vec2 if arch == "wav2vec2" else student
             n_frames = frame_count(enc, crop)
             mask_np = span_mask(xb.shape[0], n_frames, mask_prob, mask_length, rng)
@@ -429,9 +432,8 @@ def masked_frame_top1(arch: str, audio: np.ndarray, crop: int, mask_prob: float,
     finally:
         for m, w in zip(mods, was):
             m.train(w)
-    if not details:
-        return np.concatenate(out["top1"])
-    return {k: np.concatenate(v) for k, v in out.items()}
+    per_clip = {k: np.concatenate(v).reshape(n_clips, n_crops).mean(1) for k, v in out.items() if v}
+    return per_clip if details else per_clip["top1"]
 
 
 def encoder_frame_times(n_frames: int, sr: int, hop: int = 320, receptive: int = 400) -> np.ndarray:

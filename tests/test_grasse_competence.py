@@ -12,8 +12,8 @@ import torch
 
 from analysis.stats import Estimate
 from claims.grasse2026._conditions import SSL_COMPETENCE, TRANSCRIPTION_COMPETENCE, competence
-from models.ssl_audio import (ARCHS, _objective_loss, _top1_among_distractors, build_encoder, sample_negatives, span_mask,
-                              train_ssl, train_transcription, transcription_heldout)
+from models.ssl_audio import (ARCHS, _objective_loss, _top1_among_distractors, build_encoder, masked_frame_top1,
+                              sample_negatives, span_mask, train_ssl, train_transcription, transcription_heldout)
 from test_ssl_audio import _audio, _small, _two_notes  # the same tiny encoders and tones as the model tests
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,6 +75,25 @@ def test_a_random_prediction_is_near_chance():
     mask, neg = _mask_and_negatives(b=8, t=200, k=9, seed=1)
     top1 = _top1_among_distractors(torch.randn(8, 200, 16), torch.randn(8, 200, 16), mask, neg)
     assert abs(top1.mean() - 0.1) < 0.04
+
+
+def test_a_clip_is_scored_over_all_its_whole_crops():
+    """A clip of three crops plus a remainder scores the mean of its three crops scored as clips of their own
+    (the same masks and distractors: the crops are drawn in the same order); the remainder is left out."""
+    from transformers import Wav2Vec2ForPreTraining
+
+    torch.manual_seed(0)
+    model = Wav2Vec2ForPreTraining(_small("wav2vec2"))
+    crop = 8000
+    clips = _audio(3, 1.6, seed=2)[:, :3 * crop + 1000]                 # 3 whole crops of 0.5 s and 1000 samples
+    as_crops = clips[:, :3 * crop].reshape(9, crop)
+    kw = dict(crop=crop, mask_prob=0.5, mask_length=3, n_distractors=5, seed=3, device="cpu", model=model,
+              details=True)
+    whole = masked_frame_top1("wav2vec2", clips, **kw)
+    parts = masked_frame_top1("wav2vec2", as_crops, **kw)
+    for k in ("top1", "top1_strict", "loss"):
+        assert whole[k].shape == (3,)
+        np.testing.assert_allclose(whole[k], parts[k].reshape(3, 3).mean(1), rtol=1e-6)
 
 
 @pytest.mark.parametrize("arch", ARCHS)

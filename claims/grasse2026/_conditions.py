@@ -42,12 +42,12 @@ from stimuli.pitch import PITCH_TIMBRES, pitch_features, pitch_set
 ARCHS = ("wav2vec2", "data2vec")
 CONDITIONS = ("untouched", "ssl", "transcription")
 SR = 16000
-VERSION = "grasse2026-conditions-4"
+VERSION = "grasse2026-conditions-5"
 
-CI_SETTINGS = dict(seeds=2, steps=600, batch_size=8, crop_s=1.0, lr=1e-3, hidden=128, n_layers=3,
-                   conv_channels=128, ssl_clips=48, music_tracks=32, clip_s=4.0, n_exemplars=2, dur_s=0.5,
+CI_SETTINGS = dict(seeds=2, steps=600, batch_size=8, batch_size_wav2vec2=16, crop_s=1.0, lr=1e-3, hidden=128,
+                   n_layers=3, conv_channels=128, ssl_clips=48, music_tracks=32, clip_s=4.0, n_exemplars=2, dur_s=0.5,
                    n_perm=1000, n_boot=1000, oracle_noise=1.0, pos_weight=10.0, encoder_lr_scale=1.0,
-                   transcription_mask_prob=0.0, heldout_tracks=16, heldout_clips=16)
+                   transcription_mask_prob=0.0, heldout_tracks=16, heldout_clips=64)
 PAPER_SETTINGS = dict(seeds=3, steps=2000, batch_size=8, crop_s=4.0, lr=5e-5, ssl_clips=2000, music_tracks=500,
                       clip_s=10.0, n_exemplars=4, dur_s=1.0, n_perm=10000, n_boot=2000, oracle_noise=1.0,
                       pos_weight=10.0, encoder_lr_scale=0.1, transcription_mask_prob=0.05, hidden=None,
@@ -411,6 +411,13 @@ def _start_encoder(arch: str, tier: str, settings: dict, seed: int, data=None):
     return build_encoder(cfg, seed=seed)
 
 
+def batch_size(settings: dict, arch: str) -> int:
+    """Clips per update of ``arch``'s SSL and transcription training: ``batch_size_<arch>`` when the tier sets
+    it (ci: wav2vec 2.0 trains on 16, data2vec on 8), else ``batch_size``. Both conditions of an architecture
+    always share it."""
+    return int(settings.get(f"batch_size_{arch}", settings["batch_size"]))
+
+
 # ------------------------------------------------------------------------------------------ one run
 def condition_run(arch: str, seed: int, tier: str, settings: dict, device="cpu", cache=None, data=None) -> dict:
     """Train the three conditions of one (architecture, seed) and run the RSA on each (cached).
@@ -435,7 +442,7 @@ def condition_run(arch: str, seed: int, tier: str, settings: dict, device="cpu",
         ps, midi, acoustic = stimuli(settings)
         d = lab_training_data(settings, data, cache) if tier == "lab" else training_data(tier, settings, seed, data)
         start = _start_encoder(arch, tier, settings, seed, data)
-        common = dict(steps=int(settings["steps"]), batch_size=int(settings["batch_size"]),
+        common = dict(steps=int(settings["steps"]), batch_size=batch_size(settings, arch),
                       crop_s=float(settings["crop_s"]), lr=float(settings["lr"]), seed=seed, device=device,
                       encoder_lr_scale=float(settings.get("encoder_lr_scale", 1.0)))
         t0 = time.perf_counter()
@@ -473,9 +480,10 @@ def condition_config(arch: str, seed: int, tier: str, settings: dict, device="cp
     """The cache key config of :func:`condition_run`: what it reads, by content, and its settings."""
     inputs = (lab_training_inputs(arch, settings, seed, data, cache) if tier == "lab"
               else training_inputs(arch, tier, settings, seed, data))
-    unused = ("seeds", "n_boot") + (LAB_SHAPE if tier == "lab" and settings.get("start") == "checkpoints" else ())
+    unused = ("seeds", "n_boot") + tuple(f"batch_size_{a}" for a in ARCHS) + (LAB_SHAPE if tier == "lab" and settings.get("start") == "checkpoints" else ())
     return content_key(*inputs, arch=arch, seed=int(seed), tier=tier, device_type=str(getattr(device, "type", device)),
-                       settings={k: v for k, v in settings.items() if k not in unused})
+                       settings={k: v for k, v in settings.items() if k not in unused},
+                       batch_size=batch_size(settings, arch))
 
 
 def all_runs(run, arch: str) -> list:
@@ -615,7 +623,8 @@ TRANSCRIPTION_COMPETENCE = Competence(
 SSL_COMPETENCE = Competence(
     name="ssl.heldout_masked_top1_gain",
     condition="ssl",
-    metric="masked-frame identification on held-out speech + music clips: a masked frame counts when the "
+    metric="masked-frame identification on held-out speech + music clips, each cut into its whole crops of "
+           "the training crop length (ci: 64 clips of 4 crops): a masked frame counts when the "
            "objective's prediction there (wav2vec 2.0: context projection vs its quantised latent; data2vec: "
            "the regression head vs the teacher's top-K target) is closer by cosine to its own target than to "
            "every one of its 20 distractors (other masked frames) that differs from the target; a distractor "
@@ -631,7 +640,11 @@ SSL_COMPETENCE = Competence(
            "distractor identical to the target counted against the frame, which no predictor can avoid (it is "
            "the target) and which the objective itself excludes; 18-19 % of wav2vec2's masked frames had one. "
            "The revision came after wav2vec2 had missed the gate under the stricter measure, so the strict "
-           "values stay in the report (values.competence ssl_top1_strict_*)",
+           "values stay in the report (values.competence ssl_top1_strict_*). Second revision, the same day "
+           "(conditions-5), the threshold again not: the ci estimate was 16 clips scored on their first crop "
+           "(about 16 masked frames each), so a seed's mean had a standard error of 0.03-0.04 over clips, "
+           "against a 0.001 miss; it is now 64 clips over all their crops (4 x the frames per clip, 16 x in "
+           "all). Under it the unchanged wav2vec2 recipe measured 0.090 / 0.088, further below the gate",
     baseline="the same network at initialisation (gain 0) and chance 1/21; both in values.competence",
 )
 
@@ -719,7 +732,7 @@ def estimate_work(claim_id: str, variant: str, tier: str, s: dict, data=None) ->
     crop = forward_flops(n_samples=int(round(float(s["crop_s"]) * SR)), **shape)
     clip = forward_flops(n_samples=int(round(float(s["clip_s"]) * SR)), **shape)
     second = forward_flops(n_samples=SR, **shape)
-    steps, batch = int(s["steps"]), int(s["batch_size"])
+    steps, batch = int(s["steps"]), batch_size(s, arch)
     n_half, n_ho = int(s["ssl_clips"]) // 2, int(s["heldout_clips"])
     n_speech, n_music = n_half + n_ho // 2, n_half + n_ho - n_ho // 2
     if data is not None and data.get("librispeech") is not None:    # at most what is there
