@@ -150,3 +150,14 @@ def test_an_lr_zero_encoder_makes_a_grasse_claim_inconclusive(tmp_path):
     assert names[SSL_COMPETENCE.name]["value"] == 0.0 and not names[SSL_COMPETENCE.name]["met"]
     assert all(c["training_s"] is not None and c["training_s"] > 0 for c in row["competence"])
     assert "undertrained: grasse2026.chroma.transcription_gt_ssl[wav2vec2]" in out.stdout
+
+
+def test_each_architecture_trains_both_its_conditions_on_its_own_batch_size_and_keys_on_it():
+    from claims.grasse2026._conditions import CI_SETTINGS, LAB_SETTINGS, batch_size, condition_config
+
+    assert (batch_size(CI_SETTINGS, "wav2vec2"), batch_size(CI_SETTINGS, "data2vec")) == (16, 8)
+    assert batch_size(LAB_SETTINGS, "wav2vec2") == batch_size(LAB_SETTINGS, "data2vec") == LAB_SETTINGS["batch_size"]
+    key = lambda s, arch: condition_config(arch, 0, "ci", s)["hash"]
+    # wav2vec2's batch is in wav2vec2's key, not in data2vec's
+    assert key(dict(CI_SETTINGS, batch_size_wav2vec2=8), "wav2vec2") != key(CI_SETTINGS, "wav2vec2")
+    assert key(dict(CI_SETTINGS, batch_size_wav2vec2=8), "data2vec") == key(CI_SETTINGS, "data2vec")
