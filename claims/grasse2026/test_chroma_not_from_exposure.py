@@ -3,7 +3,7 @@ import pytest
 
 from claims.grasse2026._conditions import (ARCHS, SSL_COMPETENCE, all_runs, detected_layers, earned, reference,
                                            results_by_condition)
-from claims.grasse2026._spec import tiers
+from claims.grasse2026._spec import CI_MEASURED, CI_SSL_COMPETENT, tiers
 from claims.papers import GRASSE2026
 from harness import Claim, Criterion, Evidence, claim
 
@@ -20,7 +20,7 @@ SPEC = Claim(
     control_notes={"oracle_pitch_class": "negative control: a representation that has chroma must fail "
                                          "'no chroma' (pitch-class code + noise)"},
     competence=(SSL_COMPETENCE,),
-    tiers=tiers(ci_reason="measured at ci on 2026-12-07 (2 seeds, 600 updates of 16 clips for wav2vec2 and 8 for data2vec, notes-and-chords transcription curriculum): the SSL models learned theirs — held-out masked-frame top-1 (64 clips x 4 crops) 0.217 / 0.257 against 0.086 / 0.087 at initialisation (wav2vec2, gain 0.13 / 0.17) and 0.213 / 0.242 against 0.073 / 0.084 (data2vec, gain 0.14 / 0.16), threshold 0.10, chance 0.048; no layer of theirs shows chroma (0 layers in every seed of both architectures): PASS"),
+    tiers=tiers(ci_reason=CI_MEASURED + CI_SSL_COMPETENT + "; no layer of theirs shows chroma (0 layers in every seed of both architectures): PASS"),
     notes="Abstract only: design and thresholds are ours. The transcription model's count is logged for comparison.",
 )
 

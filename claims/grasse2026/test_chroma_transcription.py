@@ -3,7 +3,7 @@ import pytest
 
 from claims.grasse2026._conditions import (ARCHS, TRANSCRIPTION_COMPETENCE, all_runs, chroma_estimate, earned,
                                            log_profiles, reference, results_by_condition)
-from claims.grasse2026._spec import tiers
+from claims.grasse2026._spec import CI_MEASURED, CI_TRANSCRIPTION_COMPETENT, tiers
 from claims.papers import GRASSE2026
 from harness import Claim, Criterion, Evidence, claim
 
@@ -23,7 +23,7 @@ SPEC = Claim(
                    "log_mel": "the acoustic control itself as a representation (no chroma beyond itself)"},
     competence=(TRANSCRIPTION_COMPETENCE,),
     tiers=tiers(ci_expect="FAIL",
-                ci_reason="measured at ci on 2026-12-07 (2 seeds, 600 updates of 16 clips for wav2vec2 and 8 for data2vec, notes-and-chords transcription curriculum): the transcription models learned their task — held-out frame F1 0.247 / 0.296 (wav2vec2) and 0.204 / 0.250 (data2vec) against the note prior's 0.084 / 0.091 (gain 0.12-0.21, threshold 0.10; note F1 0.11-0.19 against 0.035-0.047), yet they show no chroma beyond height and the acoustic control: best-layer partial chroma -0.037 / 0.019 (wav2vec2) and 0.049 / 0.017 (data2vec), below 0.1 in every seed: FAIL. At the ci size, frame-wise transcription of isolated notes and chords does not produce octave equivalence; the untouched controls sit at 0.032-0.071 (FAIL) and the oracle at 0.98 (PASS)"),
+                ci_reason=CI_MEASURED + CI_TRANSCRIPTION_COMPETENT + ", yet they show no chroma beyond height and the acoustic control: best-layer partial chroma -0.037 / 0.019 (wav2vec2) and 0.049 / 0.017 (data2vec), below 0.1 in every seed: FAIL. At the ci size, frame-wise transcription of isolated notes and chords does not produce octave equivalence; the untouched controls sit at 0.032-0.071 (FAIL) and the oracle at 0.98 (PASS)"),
     notes="Abstract only: RSA design and thresholds are ours. chroma_cqt is not used as the oracle because upper "
           "harmonics dominate it (see tests/test_rsa.py).",
 )

@@ -5,7 +5,7 @@ import pytest
 from analysis.rsa import bootstrap_over_stimuli, resampled_rhos
 from claims.grasse2026._conditions import (ARCHS, CONDITIONS, SSL_COMPETENCE, TRANSCRIPTION_COMPETENCE, all_runs,
                                            earned, reference, results_by_condition, stack_rdms)
-from claims.grasse2026._spec import tiers
+from claims.grasse2026._spec import CI_MEASURED, CI_SSL_COMPETENT, CI_TRANSCRIPTION_COMPETENT, tiers
 from claims.papers import GRASSE2026
 from harness import Claim, Criterion, Evidence, claim
 
@@ -22,7 +22,7 @@ SPEC = Claim(
     controls={"identical_models": "FAIL"},
     control_notes={"identical_models": "the untouched model compared with itself (spread 0 by construction)"},
     competence=(TRANSCRIPTION_COMPETENCE, SSL_COMPETENCE),
-    tiers=tiers(ci_reason="measured at ci on 2026-12-07 (2 seeds, 600 updates of 16 clips for wav2vec2 and 8 for data2vec, notes-and-chords transcription curriculum): the transcription models learned their task — held-out frame F1 0.247 / 0.296 (wav2vec2) and 0.204 / 0.250 (data2vec) against the note prior's 0.084 / 0.091 (gain 0.12-0.21, threshold 0.10; note F1 0.11-0.19 against 0.035-0.047); the SSL models learned theirs — held-out masked-frame top-1 (64 clips x 4 crops) 0.217 / 0.257 against 0.086 / 0.087 at initialisation (wav2vec2, gain 0.13 / 0.17) and 0.213 / 0.242 against 0.073 / 0.084 (data2vec, gain 0.14 / 0.16), threshold 0.10, chance 0.048. The conditions differ in height: spread of best-layer height rho 0.257 [0.141, 0.371] (wav2vec2) and 0.296 [0.192, 0.406] (data2vec) (bootstrap over the 48 pitches), PASS"),
+    tiers=tiers(ci_reason=CI_MEASURED + CI_TRANSCRIPTION_COMPETENT + "; " + CI_SSL_COMPETENT + ". The conditions differ in height: spread of best-layer height rho 0.257 [0.141, 0.371] (wav2vec2) and 0.296 [0.192, 0.406] (data2vec) (bootstrap over the 48 pitches), PASS"),
 )
 
 
